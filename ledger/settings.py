@@ -1,0 +1,36 @@
+"""Configuration, read once by each entry point from ``ADLEDGER_*`` variables and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# anvil's default mnemonic: its ten accounts are the devnet's well-known, publicly known keys.
+DEV_MNEMONIC = "test test test test test test test test test test test junk"
+
+
+class Settings(BaseSettings):
+    """Every knob of adledger, with embedded defaults that run a local devnet."""
+
+    model_config = SettingsConfigDict(env_prefix="ADLEDGER_", extra="ignore")
+
+    chain: str = Field(
+        default="anvil",
+        description="`eth-tester` (in-process py-evm), `anvil` (spawned from node_modules) or an http(s):// URL.",
+    )
+    data_dir: Path = Field(default=Path(".adledger"), description="Devnet state, deployment manifest, database.")
+    project_root: Path = Field(
+        default=Path(__file__).resolve().parent.parent,
+        description="Where node_modules/ lives (the anvil binary and solc-js).",
+    )
+    anvil_port: int = Field(default=0, ge=0, le=65535, description="0 picks a free loopback port.")
+    anvil_state: bool = Field(default=True, description="Persist anvil's chain under data_dir with --state.")
+    mnemonic: str = Field(default=DEV_MNEMONIC, description="Derives the dev accounts by role (devnets only).")
+    confirmations: int = Field(default=0, ge=0, description="Blocks a log must be buried under before use.")
+
+    @property
+    def deployment_file(self) -> Path:
+        """The manifest `adledger deploy` writes and every other part reads."""
+        return self.data_dir / "deployment.json"
