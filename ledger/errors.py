@@ -1,0 +1,385 @@
+"""Every failure adledger reports, rooted in ``LedgerError``, each with a stable ``code``.
+
+Contract reverts arrive here by name: ``ledger.contracts`` decodes a custom error's selector and arguments into
+the ``ContractRevert`` subclass of the same name, with the arguments as snake_case attributes, so a caller
+catches ``EscrowBudgetTooLarge`` and reads ``.total`` and ``.max`` whichever chain backend reported it.
+The API maps ``code`` to problem+json, the CLIs to one red line and an exit code; neither lives in ``ledger/``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, ClassVar
+
+
+class LedgerError(Exception):
+    """Root of every expected adledger failure; ``code`` is stable and ``help`` says how to fix it, if known."""
+
+    code: ClassVar[str] = "ledger_error"
+    help: ClassVar[str | None] = None
+
+
+class ConfigurationError(LedgerError):
+    """Raised when settings or the environment cannot work (unknown chain backend, missing binary)."""
+
+    code = "configuration_error"
+
+
+class DeploymentNotFound(LedgerError):
+    """Raised when no deployment manifest matches the connected chain."""
+
+    code = "deployment_not_found"
+    help = "deploy the contracts first with `adledger deploy`"
+
+
+class TransactionFailed(LedgerError):
+    """Raised when a mined transaction has status 0 without a decodable reason (out of gas, for example)."""
+
+    code = "transaction_failed"
+
+
+class ContractRevert(LedgerError):
+    """Raised when a contract reverts with a custom error; subclasses are named after the Solidity error."""
+
+    code = "contract_revert"
+    #: the Solidity error's ABI input names, in order; the attributes are their snake_case forms
+    solidity_inputs: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, *values: Any) -> None:
+        self.values = values
+        self.fields = {_snake(name): value for name, value in zip(self.solidity_inputs, values, strict=True)}
+        for name, value in self.fields.items():
+            setattr(self, name, value)
+        shown = ", ".join(f"{k}={_show(v)}" for k, v in self.fields.items())
+        super().__init__(f"{type(self).__name__}({shown})")
+
+
+class UnknownRevert(LedgerError):
+    """Raised when a revert carries a selector no known ABI defines, or a plain string reason."""
+
+    code = "contract_revert"
+
+    def __init__(self, data: bytes, reason: str | None = None) -> None:
+        self.data = data
+        self.reason = reason
+        super().__init__(reason or f"execution reverted with data 0x{data.hex()}")
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name.rstrip("_")).lower()
+
+
+def _show(value: Any) -> str:
+    return "0x" + value.hex() if isinstance(value, bytes) else str(value)
+
+
+# ConsentRegistry
+class ConsentInvalidPurposes(ContractRevert):
+    """Raised when a purposes bitmask is empty or has bits beyond the six defined purposes."""
+
+    code = "invalid_purposes"
+    solidity_inputs = ("purposes",)
+
+
+class ConsentInvalidExpiry(ContractRevert):
+    """Raised when a consent's expiry is not in the future or beyond 2106."""
+
+    code = "invalid_expiry"
+    solidity_inputs = ("expiresAt", "now_")
+
+
+class ConsentInvalidBrand(ContractRevert):
+    """Raised when consent names the zero address as brand."""
+
+    code = "invalid_brand"
+    solidity_inputs = ("brand",)
+
+
+class ConsentExpiredSignature(ContractRevert):
+    """Raised when a relayed consent signature's deadline has passed; sign again."""
+
+    code = "expired_signature"
+    solidity_inputs = ("deadline",)
+
+
+class ConsentInvalidSigner(ContractRevert):
+    """Raised when a relayed consent signature was not made by the consumer (or for another chain or nonce)."""
+
+    code = "invalid_signature"
+    solidity_inputs = ("consumer",)
+
+
+# CampaignEscrow
+class EscrowUnknownCampaign(ContractRevert):
+    """Raised when a campaign id does not exist."""
+
+    code = "unknown_campaign"
+    solidity_inputs = ("campaignId",)
+
+
+class EscrowNotMarketer(ContractRevert):
+    """Raised when someone other than the campaign's marketer tries to manage it."""
+
+    code = "not_marketer"
+    solidity_inputs = ("campaignId", "caller")
+
+
+class EscrowNotAttester(ContractRevert):
+    """Raised when a batch is settled by (or signed for) an address that is not the campaign's attester."""
+
+    code = "not_attester"
+    solidity_inputs = ("campaignId", "caller")
+
+
+class EscrowCampaignPaused(ContractRevert):
+    """Raised when settling or pausing a paused campaign; the marketer can unpause it."""
+
+    code = "campaign_paused"
+    solidity_inputs = ("campaignId",)
+
+
+class EscrowCampaignClosed(ContractRevert):
+    """Raised when changing or settling a closed campaign."""
+
+    code = "campaign_closed"
+    solidity_inputs = ("campaignId",)
+
+
+class EscrowCampaignNotPaused(ContractRevert):
+    """Raised when unpausing a campaign that is not paused."""
+
+    code = "campaign_not_paused"
+    solidity_inputs = ("campaignId",)
+
+
+class EscrowCampaignNotEnded(ContractRevert):
+    """Raised when closing a campaign before its end date."""
+
+    code = "campaign_not_ended"
+    solidity_inputs = ("campaignId", "endsAt", "now_")
+
+
+class EscrowInvalidToken(ContractRevert):
+    """Raised when a campaign's token is not a contract."""
+
+    code = "invalid_token"
+    solidity_inputs = ("token",)
+
+
+class EscrowInvalidBrand(ContractRevert):
+    """Raised when a campaign's brand is the zero address."""
+
+    code = "invalid_brand"
+    solidity_inputs = ("brand",)
+
+
+class EscrowInvalidDates(ContractRevert):
+    """Raised when a campaign starts after it ends, or has already ended."""
+
+    code = "invalid_dates"
+    solidity_inputs = ("startsAt", "endsAt")
+
+
+class EscrowInvalidPurposes(ContractRevert):
+    """Raised when an action requires undefined purposes, or no action is offered (action 8)."""
+
+    code = "invalid_purposes"
+    solidity_inputs = ("action", "purposes")
+
+
+class EscrowInvalidAttester(ContractRevert):
+    """Raised when an attester is the zero address."""
+
+    code = "invalid_attester"
+    solidity_inputs = ("attester",)
+
+
+class EscrowAttesterAlreadyAdded(ContractRevert):
+    """Raised when adding an attester the campaign already has."""
+
+    code = "attester_already_added"
+    solidity_inputs = ("campaignId", "attester")
+
+
+class EscrowAttesterNotFound(ContractRevert):
+    """Raised when removing an attester the campaign does not have."""
+
+    code = "attester_not_found"
+    solidity_inputs = ("campaignId", "attester")
+
+
+class EscrowZeroAmount(ContractRevert):
+    """Raised when funding a campaign with zero tokens."""
+
+    code = "zero_amount"
+
+
+class EscrowTransferShortfall(ContractRevert):
+    """Raised when a token delivers less than the amount pulled (fee-on-transfer tokens are not supported)."""
+
+    code = "transfer_shortfall"
+    solidity_inputs = ("token", "expected", "received")
+
+
+class EscrowBudgetTooLarge(ContractRevert):
+    """Raised when a campaign's budget plus owed rewards would reach 2^104 base units."""
+
+    code = "budget_too_large"
+    solidity_inputs = ("campaignId", "total", "max")
+
+
+class EscrowMalformedBatch(ContractRevert):
+    """Raised when a packed settlement batch is truncated or has an empty group; ``offset`` is the bad byte."""
+
+    code = "malformed_batch"
+    solidity_inputs = ("offset",)
+
+
+class EscrowInvalidAction(ContractRevert):
+    """Raised when an engagement in a batch has an action code beyond SUBSCRIBE."""
+
+    code = "invalid_action"
+    solidity_inputs = ("offset", "action")
+
+
+class EscrowExpiredSignature(ContractRevert):
+    """Raised when a relayed settlement or claim signature's deadline has passed; sign again."""
+
+    code = "expired_signature"
+    solidity_inputs = ("deadline",)
+
+
+class EscrowInvalidSigner(ContractRevert):
+    """Raised when a relayed settlement or claim signature was not made by ``expected``."""
+
+    code = "invalid_signature"
+    solidity_inputs = ("expected",)
+
+
+class EscrowInvalidRecipient(ContractRevert):
+    """Raised when claiming to the zero address."""
+
+    code = "invalid_recipient"
+    solidity_inputs = ("to",)
+
+
+class EscrowNothingToClaim(ContractRevert):
+    """Raised when a consumer claims from campaigns where nothing is accrued."""
+
+    code = "nothing_to_claim"
+    solidity_inputs = ("consumer",)
+
+
+# OpenZeppelin errors that reach callers through the suite
+class ERC20InsufficientBalance(ContractRevert):
+    """Raised when a token transfer exceeds the sender's balance."""
+
+    code = "insufficient_balance"
+    solidity_inputs = ("sender", "balance", "needed")
+
+
+class ERC20InsufficientAllowance(ContractRevert):
+    """Raised when the escrow may not pull enough tokens: approve or sign a permit first."""
+
+    code = "insufficient_allowance"
+    solidity_inputs = ("spender", "allowance", "needed")
+
+
+class ERC20InvalidReceiver(ContractRevert):
+    """Raised when tokens are sent to the zero address."""
+
+    code = "invalid_receiver"
+    solidity_inputs = ("receiver",)
+
+
+class ERC20InvalidSender(ContractRevert):
+    """Raised when tokens are sent from the zero address."""
+
+    code = "invalid_sender"
+    solidity_inputs = ("sender",)
+
+
+class ERC20InvalidApprover(ContractRevert):
+    """Raised when the zero address approves."""
+
+    code = "invalid_approver"
+    solidity_inputs = ("approver",)
+
+
+class ERC20InvalidSpender(ContractRevert):
+    """Raised when the zero address is approved as spender."""
+
+    code = "invalid_spender"
+    solidity_inputs = ("spender",)
+
+
+class ERC2612ExpiredSignature(ContractRevert):
+    """Raised when a permit's deadline has passed."""
+
+    code = "expired_signature"
+    solidity_inputs = ("deadline",)
+
+
+class ERC2612InvalidSigner(ContractRevert):
+    """Raised when a permit was signed by someone other than the owner."""
+
+    code = "invalid_signature"
+    solidity_inputs = ("signer", "owner")
+
+
+class ECDSAInvalidSignature(ContractRevert):
+    """Raised when a signature does not recover to any address."""
+
+    code = "invalid_signature"
+
+
+class ECDSAInvalidSignatureLength(ContractRevert):
+    """Raised when a signature is not 64 or 65 bytes."""
+
+    code = "invalid_signature"
+    solidity_inputs = ("length",)
+
+
+class ECDSAInvalidSignatureS(ContractRevert):
+    """Raised when a signature's s value is in the upper half order (malleable)."""
+
+    code = "invalid_signature"
+    solidity_inputs = ("s",)
+
+
+class InvalidAccountNonce(ContractRevert):
+    """Raised when a signed message's nonce is not the account's current one."""
+
+    code = "invalid_nonce"
+    solidity_inputs = ("account", "currentNonce")
+
+
+class ReentrancyGuardReentrantCall(ContractRevert):
+    """Raised when a token calls back into the escrow during a transfer."""
+
+    code = "reentrant_call"
+
+
+class SafeERC20FailedOperation(ContractRevert):
+    """Raised when a token's transfer returned false."""
+
+    code = "token_transfer_failed"
+    solidity_inputs = ("token",)
+
+
+class InvalidShortString(ContractRevert):
+    """Raised at deployment when an EIP-712 domain name is malformed."""
+
+    code = "invalid_short_string"
+
+
+class StringTooLong(ContractRevert):
+    """Raised at deployment when an EIP-712 domain name is too long for a short string."""
+
+    code = "string_too_long"
+    solidity_inputs = ("str",)
+
+
+def revert_classes() -> dict[str, type[ContractRevert]]:
+    """Every ContractRevert subclass by its Solidity name, for the decoder."""
+    return {cls.__name__: cls for cls in ContractRevert.__subclasses__()}

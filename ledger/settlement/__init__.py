@@ -1,0 +1,1 @@
+"""Turning attested engagements into settle() transactions: packed batches, sized by gas."""

@@ -1,0 +1,45 @@
+"""The packed ``record`` word of CampaignEscrow's ``Rewarded`` log (layout in ICampaignEscrow).
+
+One log per paid engagement carries the consumer as a topic and two data words (record, evidence hash), the
+smallest shape that still rebuilds every payment from the chain alone; this module is its one decoder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ledger.model import Action
+
+AMOUNT_BITS = 104
+TIME_SHIFT, TIME_BITS = 104, 40
+ACTION_SHIFT = 144
+EVENT_SHIFT, EVENT_BITS = 152, 48
+CAMPAIGN_SHIFT = 200
+
+
+@dataclass(frozen=True)
+class RewardRecord:
+    campaign_id: int
+    event_id: int
+    action: Action
+    time: int
+    amount: int
+
+    @classmethod
+    def unpack(cls, record: int) -> RewardRecord:
+        return cls(
+            campaign_id=record >> CAMPAIGN_SHIFT,
+            event_id=(record >> EVENT_SHIFT) & ((1 << EVENT_BITS) - 1),
+            action=Action((record >> ACTION_SHIFT) & 0xFF),
+            time=(record >> TIME_SHIFT) & ((1 << TIME_BITS) - 1),
+            amount=record & ((1 << AMOUNT_BITS) - 1),
+        )
+
+    def pack(self) -> int:
+        return (
+            (self.campaign_id << CAMPAIGN_SHIFT)
+            | (self.event_id << EVENT_SHIFT)
+            | (int(self.action) << ACTION_SHIFT)
+            | (self.time << TIME_SHIFT)
+            | self.amount
+        )

@@ -1,0 +1,126 @@
+"""Builders the contract tests share: campaigns with sensible defaults, consent, engagements, settlement."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak
+from web3.types import TxReceipt
+
+from ledger.contracts import events, transact
+from ledger.errors import ContractRevert
+from ledger.model import Action, Purpose, RejectReason
+from ledger.settlement.batch import Engagement, encode_batch
+from ledger.settlement.records import RewardRecord
+from ledger.suite import CampaignTerms, Suite
+
+TOKEN = 10**18
+MARKETER_FUNDS = 1_000_000 * TOKEN
+DAY = 86_400
+REWARDS = {
+    Action.INSTALL: 1 * TOKEN,
+    Action.LOCATION_OPT_IN: 1 * TOKEN,
+    Action.DAILY_OPEN: TOKEN // 100,
+    Action.AD_VIEW: TOKEN // 1000,
+    Action.AD_CLICK: TOKEN // 100,
+    Action.EMAIL_OPEN: 0,  # opens are fired by mail proxies: recorded, not paid
+    Action.EMAIL_CLICK: TOKEN // 100,
+    Action.SUBSCRIBE: TOKEN // 10,
+}
+
+
+@contextmanager
+def reverts(error: type[ContractRevert], **fields: Any) -> Iterator[pytest.ExceptionInfo[ContractRevert]]:
+    """Asserts the block reverts with ``error`` and, for each given field, that argument's value."""
+    with pytest.raises(error) as info:
+        yield info
+    for name, expected in fields.items():
+        assert getattr(info.value, name) == expected, f"{name}: {getattr(info.value, name)!r} != {expected!r}"
+
+
+def evidence(n: int) -> bytes:
+    return keccak(text=f"evidence-{n}")
+
+
+class CampaignFactory:
+    """Creates funded campaigns and settles engagements on them, numbering event ids densely per campaign."""
+
+    def __init__(self, suite: Suite) -> None:
+        self.suite = suite
+        self.chain = suite.chain
+        self._ids: dict[int, itertools.count[int]] = {}
+
+    def terms(self, **overrides: Any) -> CampaignTerms:
+        now = self.chain.latest_timestamp()
+        base = CampaignTerms(
+            token=self.suite.token.address,
+            brand=self.chain.accounts.marketer.address,
+            starts_at=now - DAY,
+            ends_at=now + 30 * DAY,
+            rewards=dict(REWARDS),
+        )
+        return replace(base, **overrides)
+
+    def create(
+        self, budget: int = 1_000 * TOKEN, attesters: list[str] | None = None, **overrides: Any
+    ) -> int:
+        accounts = self.chain.accounts
+        campaign_id, _ = self.suite.create_campaign(
+            accounts.marketer,
+            self.terms(**overrides),
+            budget,
+            attesters if attesters is not None else [accounts.attester.address],
+        )
+        return campaign_id
+
+    def consent(
+        self, consumer: LocalAccount, purposes: int = int(Purpose(0x3F)), days: int = 90, brand: str | None = None
+    ) -> TxReceipt:
+        """The consumer grants consent directly (tests of the signed path use ConsentRegistry.grantBySig)."""
+        brand = brand or self.chain.accounts.marketer.address
+        expires = self.chain.latest_timestamp() + days * DAY
+        return transact(self.chain, consumer, self.suite.registry.functions.grant(brand, purposes, expires))
+
+    def engagement(
+        self, campaign_id: int, consumer: str, action: Action, time: int | None = None, event_id: int | None = None
+    ) -> Engagement:
+        counter = self._ids.setdefault(campaign_id, itertools.count())
+        eid = next(counter) if event_id is None else event_id
+        when = self.chain.latest_timestamp() if time is None else time
+        return Engagement(consumer, action, eid, when, evidence(eid))
+
+    def settle(
+        self, campaign_id: int, engagements: list[Engagement], attester: LocalAccount | None = None
+    ) -> TxReceipt:
+        attester = attester or self.chain.accounts.attester
+        return transact(self.chain, attester, self.suite.escrow.functions.settle(campaign_id, encode_batch(engagements)))
+
+    def rewarded(self, receipt: TxReceipt) -> list[dict[str, Any]]:
+        """Rewarded events with the packed record unpacked (see ICampaignEscrow)."""
+        out = []
+        for event in events(self.suite.escrow, "Rewarded", receipt):
+            record = RewardRecord.unpack(int(event["record"]))
+            out.append(
+                {
+                    "consumer": event["consumer"],
+                    "evidence": bytes(event["evidenceHash"]),
+                    "amount": record.amount,
+                    "time": record.time,
+                    "action": record.action,
+                    "event_id": record.event_id,
+                    "campaign_id": record.campaign_id,
+                }
+            )
+        return out
+
+    def rejected(self, receipt: TxReceipt) -> dict[int, RejectReason]:
+        """event id -> reason for each Rejected event."""
+        return {
+            int(e["eventId"]): RejectReason(e["reason"]) for e in events(self.suite.escrow, "Rejected", receipt)
+        }
