@@ -17,8 +17,8 @@ from eth_abi.abi import decode as abi_decode
 from eth_account.signers.local import LocalAccount
 from eth_utils import function_signature_to_4byte_selector, to_checksum_address
 from web3.contract import Contract
-from web3.logs import DISCARD
 from web3.contract.contract import ContractFunction
+from web3.logs import DISCARD
 from web3.types import TxReceipt
 
 from ledger import errors
@@ -47,7 +47,7 @@ def _abi_type(item: dict[str, Any]) -> str:
     kind = str(item["type"])
     if kind.startswith("tuple"):
         inner = ",".join(_abi_type(c) for c in item["components"])
-        return f"({inner}){kind[len('tuple'):]}"
+        return f"({inner}){kind[len('tuple') :]}"
     return kind
 
 
@@ -78,8 +78,10 @@ def decode_revert(data: bytes) -> errors.LedgerError:
             return errors.UnknownRevert(data, reason=f"panic 0x{abi_decode(['uint256'], payload)[0]:02x}")
         if selector in _error_table():
             cls, types = _error_table()[selector]
-            values = [to_checksum_address(v) if t == "address" else v for t, v in zip(
-                types, abi_decode(types, payload), strict=True)]
+            values = [
+                to_checksum_address(v) if t == "address" else v
+                for t, v in zip(types, abi_decode(types, payload), strict=True)
+            ]
             return cls(*values)
     except Exception:  # noqa: BLE001 - malformed revert data is reported raw, never crashes the caller
         pass
@@ -127,7 +129,7 @@ def deploy(chain: Chain, account: LocalAccount, name: str, *args: Any) -> tuple[
         receipt = chain.send(account, {"data": data})
     address = receipt["contractAddress"]
     if address is None:
-        raise errors.TransactionFailed(f"deploying {name} produced no contract")
+        raise errors.TransactionFailed(receipt)
     return bind(chain, name, address), receipt
 
 

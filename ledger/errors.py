@@ -19,7 +19,7 @@ class LedgerError(Exception):
     help: ClassVar[str | None] = None
 
 
-class ConfigurationError(LedgerError):
+class ConfigurationError(LedgerError, ValueError):
     """Raised when settings or the environment cannot work (unknown chain backend, missing binary)."""
 
     code = "configuration_error"
@@ -32,10 +32,32 @@ class DeploymentNotFound(LedgerError):
     help = "deploy the contracts first with `adledger deploy`"
 
 
-class TransactionFailed(LedgerError):
-    """Raised when a mined transaction has status 0 without a decodable reason (out of gas, for example)."""
+class ChainError(LedgerError):
+    """Raised for a chain-level failure that is not a contract revert (node down, stalled, tx dropped)."""
+
+    code = "chain_unavailable"
+
+
+class ChainStalled(ChainError):
+    """Raised when transactions stay pending and no block appears (the anvil automine stall, foundry #10122)."""
+
+    code = "chain_stalled"
+    help = "restart the devnet; bulk sends should go through Chain.send_raw_batch"
+
+
+class TransactionFailed(ChainError):
+    """Raised when a mined transaction has status 0; carries the receipt and, if a replay finds it, the revert data."""
 
     code = "transaction_failed"
+
+    def __init__(self, receipt: Any, revert: bytes | None = None) -> None:
+        self.receipt = receipt
+        self.revert = revert
+        detail = f", revert data 0x{revert.hex()}" if revert is not None else ""
+        super().__init__(
+            f"transaction 0x{bytes(receipt['transactionHash']).hex()} failed in block "
+            f"{receipt['blockNumber']} (gas used {receipt['gasUsed']}{detail})"
+        )
 
 
 class ContractRevert(LedgerError):

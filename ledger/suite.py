@@ -105,9 +105,7 @@ class Suite:
         self.token: Contract = bind(chain, "RewardToken", deployment.token)
         self.registry: Contract = bind(chain, "ConsentRegistry", deployment.registry)
         self.escrow: Contract = bind(chain, "CampaignEscrow", deployment.escrow)
-        self.registry_domain = typed_data.Domain(
-            typed_data.REGISTRY_DOMAIN_NAME, chain.chain_id, self.registry.address
-        )
+        self.registry_domain = typed_data.Domain(typed_data.REGISTRY_DOMAIN_NAME, chain.chain_id, self.registry.address)
         self.escrow_domain = typed_data.Domain(typed_data.ESCROW_DOMAIN_NAME, chain.chain_id, self.escrow.address)
 
     # -- deployment -----------------------------------------------------------------------------------------
@@ -190,9 +188,7 @@ class Suite:
 
     # -- signed actions, relayed ----------------------------------------------------------------------------
 
-    def sign_grant(
-        self, consumer: LocalAccount, brand: str, purposes: int, expires_at: int, deadline: int
-    ) -> bytes:
+    def sign_grant(self, consumer: LocalAccount, brand: str, purposes: int, expires_at: int, deadline: int) -> bytes:
         nonce = int(self.registry.functions.nonces(consumer.address).call())
         message = typed_data.grant_message(
             consumer.address, to_checksum_address(brand), purposes, expires_at, nonce, deadline

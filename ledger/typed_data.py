@@ -127,9 +127,7 @@ def settlement_message(attester: str, campaign_id: int, batch: bytes, nonce: int
     return {"attester": attester, "campaignId": campaign_id, "batch": batch, "nonce": nonce, "deadline": deadline}
 
 
-def claim_message(
-    consumer: str, campaign_ids: list[int], to: str, nonce: int, deadline: int
-) -> dict[str, Any]:
+def claim_message(consumer: str, campaign_ids: list[int], to: str, nonce: int, deadline: int) -> dict[str, Any]:
     return {"consumer": consumer, "campaignIds": campaign_ids, "to": to, "nonce": nonce, "deadline": deadline}
 
 

@@ -8,6 +8,7 @@ around solc-js from npm. Artifacts carry a sha256 of the sources and settings; a
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -95,10 +96,9 @@ def _solc_binary() -> Path:
 
     native = shutil.which("solc")
     candidates = [Path(native)] if native else []
-    try:
+    # py-solc-x raises several exception types when no solc of that version is installed
+    with contextlib.suppress(Exception):
         candidates.append(Path(solcx.get_executable(SOLC_VERSION)))
-    except Exception:  # noqa: BLE001 - py-solc-x raises several types when nothing is installed
-        pass
     for candidate in candidates:
         try:
             if str(solcx.wrapper.get_solc_version(candidate)) == SOLC_VERSION:

@@ -53,12 +53,7 @@ class Engagement:
         Action(self.action)
 
     def pack(self) -> bytes:
-        return (
-            bytes([self.action])
-            + self.event_id.to_bytes(6, "big")
-            + self.time.to_bytes(5, "big")
-            + self.evidence
-        )
+        return bytes([self.action]) + self.event_id.to_bytes(6, "big") + self.time.to_bytes(5, "big") + self.evidence
 
 
 def group_by_consumer(engagements: Iterable[Engagement]) -> dict[str, list[Engagement]]:
@@ -130,7 +125,7 @@ def plan_batches(engagements: Sequence[Engagement], gas_limit: int = DEFAULT_BAT
     """
     if gas_limit > TX_GAS_CAP:
         raise ValueError(f"gas limit {gas_limit} exceeds the transaction cap {TX_GAS_CAP}")
-    if GAS_PER_BATCH + GAS_PER_NEW_GROUP + GAS_PER_ENGAGEMENT + GAS_PER_BITMAP_WORD > gas_limit:
+    if gas_limit < GAS_PER_BATCH + GAS_PER_NEW_GROUP + GAS_PER_ENGAGEMENT + GAS_PER_BITMAP_WORD:
         raise ValueError(f"gas limit {gas_limit} is below one engagement's cost")
     batch: list[Engagement] = []
     per_consumer: dict[str, int] = {}
