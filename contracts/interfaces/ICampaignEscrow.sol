@@ -22,8 +22,9 @@ pragma solidity ^0.8.24;
 /// per batch for the one-read-one-write accounting to hold (a repeated group is correct, only costlier).
 ///
 /// `Rewarded.record` packs, from the least significant bit:
-///   amount (uint104) | time (uint40) << 104 | action (uint8) << 144 | eventId (uint48) << 152
+///   amount (uint104) | time (uint40) << 104 | eventId (uint48) << 144 | action (uint8) << 192
 ///   | campaignId (uint48) << 200
+/// (time, eventId and action keep their batch order, so the record takes them from calldata in one shift).
 interface ICampaignEscrow {
     /* TYPES */
 

@@ -26,6 +26,15 @@ library ConsentRecord {
         return (record >> (GRANTED_SHIFT + 32 * purposeIndex)) & GRANTED_MASK;
     }
 
+    /// @notice The bit offset of a single purpose's grant time in the record, or 0 unless exactly one is set,
+    /// so a settlement can check the common single-purpose case with one shift.
+    function grantShift(uint256 purposeBits) internal pure returns (uint256) {
+        for (uint256 i = 0; i < PURPOSE_COUNT; ++i) {
+            if (purposeBits == 1 << i) return GRANTED_SHIFT + 32 * i;
+        }
+        return 0;
+    }
+
     /// @notice True when every purpose in `required` is granted, was granted at or before `at`, and the record
     /// has not expired at `at`. `required` must be nonzero.
     function covers(uint256 record, uint256 required, uint256 at) internal pure returns (bool) {

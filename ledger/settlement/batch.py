@@ -44,6 +44,8 @@ class Engagement:
     evidence: bytes
 
     def __post_init__(self) -> None:
+        if int(self.consumer, 16) == 0:
+            raise ValueError("the consumer cannot be the zero address")
         if not 0 <= self.event_id <= MAX_EVENT_ID:
             raise ValueError(f"event id {self.event_id} does not fit 48 bits")
         if not 0 <= self.time <= MAX_TIME:
@@ -121,12 +123,17 @@ def estimate_gas(engagements: Sequence[Engagement]) -> int:
 def plan_batches(engagements: Sequence[Engagement], gas_limit: int = DEFAULT_BATCH_GAS) -> Iterator[list[Engagement]]:
     """Splits engagements, in order, into batches whose ``estimate_gas`` stays within ``gas_limit``.
 
-    Incremental (one pass): the running estimate grows by what each engagement adds to its batch.
+    The limit is checked at the call, not at the first batch; the split is one pass, the running estimate
+    growing by what each engagement adds to its batch.
     """
     if gas_limit > TX_GAS_CAP:
         raise ValueError(f"gas limit {gas_limit} exceeds the transaction cap {TX_GAS_CAP}")
     if gas_limit < GAS_PER_BATCH + GAS_PER_NEW_GROUP + GAS_PER_ENGAGEMENT + GAS_PER_BITMAP_WORD:
         raise ValueError(f"gas limit {gas_limit} is below one engagement's cost")
+    return _split(engagements, gas_limit)
+
+
+def _split(engagements: Sequence[Engagement], gas_limit: int) -> Iterator[list[Engagement]]:
     batch: list[Engagement] = []
     per_consumer: dict[str, int] = {}
     words: set[int] = set()

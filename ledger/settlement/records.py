@@ -12,8 +12,8 @@ from ledger.model import Action
 
 AMOUNT_BITS = 104
 TIME_SHIFT, TIME_BITS = 104, 40
-ACTION_SHIFT = 144
-EVENT_SHIFT, EVENT_BITS = 152, 48
+EVENT_SHIFT, EVENT_BITS = 144, 48
+ACTION_SHIFT = 192
 CAMPAIGN_SHIFT = 200
 
 
@@ -36,6 +36,14 @@ class RewardRecord:
         )
 
     def pack(self) -> int:
+        for name, value, bits in (
+            ("campaign_id", self.campaign_id, 48),
+            ("event_id", self.event_id, EVENT_BITS),
+            ("time", self.time, TIME_BITS),
+            ("amount", self.amount, AMOUNT_BITS),
+        ):
+            if not 0 <= value < 1 << bits:
+                raise ValueError(f"{name} {value} does not fit its {bits}-bit field")
         return (
             (self.campaign_id << CAMPAIGN_SHIFT)
             | (self.event_id << EVENT_SHIFT)

@@ -13,6 +13,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 from web3.types import TxReceipt
 
+from ledger.chain import Chain
 from ledger.contracts import events, transact
 from ledger.errors import ContractRevert
 from ledger.model import Action, Purpose, RejectReason
@@ -99,7 +100,8 @@ class CampaignFactory:
         self, campaign_id: int, engagements: list[Engagement], attester: LocalAccount | None = None
     ) -> TxReceipt:
         attester = attester or self.chain.accounts.attester
-        return transact(self.chain, attester, self.suite.escrow.functions.settle(campaign_id, encode_batch(engagements)))
+        call = self.suite.escrow.functions.settle(campaign_id, encode_batch(engagements))
+        return transact(self.chain, attester, call)
 
     def rewarded(self, receipt: TxReceipt) -> list[dict[str, Any]]:
         """Rewarded events with the packed record unpacked (see ICampaignEscrow)."""
@@ -124,3 +126,13 @@ class CampaignFactory:
         return {
             int(e["eventId"]): RejectReason(e["reason"]) for e in events(self.suite.escrow, "Rejected", receipt)
         }
+
+
+def next_timestamp(chain: Chain) -> int:
+    """``block.timestamp`` of the next transaction: eth-tester fixes the pending block's time when it opens it."""
+    return int(chain.w3.eth.get_block("pending")["timestamp"])
+
+
+def block_time(chain: Chain, receipt: TxReceipt) -> int:
+    """The timestamp of the block that mined ``receipt``."""
+    return int(chain.w3.eth.get_block(receipt["blockNumber"])["timestamp"])
