@@ -550,6 +550,18 @@ def eth_tester_web3(mnemonic: str) -> Web3:
     return Web3(EthereumTesterProvider(EthereumTester(backend)))
 
 
+def _resume_clock(chain: Chain) -> None:
+    """Keep time monotonic across an anvil restart from --state.
+
+    anvil restores the blocks but not its clock offset: if the saved chain had moved ahead of the wall clock
+    (evm_increaseTime), new blocks would be stamped earlier than the last saved one, and a campaign dated from
+    the latest block would not have started yet. Moving the clock to the saved head fixes that.
+    """
+    ahead = chain.latest_timestamp() - int(time.time())
+    if ahead > 0:
+        chain.rpc("evm_increaseTime", [ahead + 1])
+
+
 @contextlib.contextmanager
 def connect(settings: Settings) -> Iterator[Chain]:
     """Yield a `Chain` for `settings.chain`; an anvil it spawned is stopped (and its state saved) on exit."""
@@ -559,7 +571,9 @@ def connect(settings: Settings) -> Iterator[Chain]:
         yield Chain(eth_tester_web3(settings.mnemonic), "eth-tester", accounts)
     elif choice == "anvil":
         with AnvilProcess(settings) as anvil:
-            yield Chain(Web3(HTTPProvider(anvil.url)), "anvil", accounts)
+            chain = Chain(Web3(HTTPProvider(anvil.url)), "anvil", accounts)
+            _resume_clock(chain)
+            yield chain
     elif choice.startswith(("http://", "https://")):
         w3 = Web3(HTTPProvider(choice))
         if not w3.is_connected():

@@ -144,6 +144,10 @@ class Suite:
                 )
         return cls(chain, deployment)
 
+    def is_current(self) -> bool:
+        """Whether the suite was deployed from the artifacts in this tree (else the contracts have changed)."""
+        return all(artifact(name)["sourceHash"] == digest for name, digest in self.deployment.artifact_hashes.items())
+
     # -- tokens ---------------------------------------------------------------------------------------------
 
     def balance(self, address: str) -> int:

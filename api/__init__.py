@@ -1,0 +1,1 @@
+"""The HTTP face of adledger (FastAPI), built on ``ledger``: coming with the API issue."""

@@ -1,0 +1,220 @@
+"""``adledger``: the one console entry point (typer + rich). Later work adds its commands here.
+
+Each command builds the settings once (``ADLEDGER_*``), passes them down, and turns a ``LedgerError`` into one
+red line and exit code 1; an unexpected exception is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ledger.chain import Chain, connect, serve_devnet
+from ledger.errors import DeploymentNotFound, LedgerError
+from ledger.settings import Settings
+from ledger.suite import Suite
+
+app = typer.Typer(
+    help="adledger: consent-based incentive and ad-attribution ledger.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+bench_app = typer.Typer(help="Benchmarks (figures, never timed tests).", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+console = Console()
+err = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def reports_errors(command: F) -> F:
+    """Expected failures print one red line (and how to fix them) and exit 1, with no traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except LedgerError as exc:
+            err.print(f"[red]error[/red] [bold]{exc.code}[/bold]: {exc}")
+            if exc.help:
+                err.print(f"  {exc.help}")
+            raise typer.Exit(code=1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _settings(chain: str | None = None) -> Settings:
+    return Settings(chain=chain) if chain else Settings()
+
+
+def _ensure_suite(chain: Chain, settings: Settings, redeploy: bool = False) -> Suite:
+    """The deployed suite from the manifest, or a fresh deployment (devnets) when there is none or it is stale."""
+    if not redeploy:
+        try:
+            suite = Suite.load(chain, settings.deployment_file)
+            if suite.is_current():
+                return suite
+            console.print("[yellow]contracts changed since the last deployment: redeploying[/yellow]")
+        except DeploymentNotFound as exc:
+            console.print(f"[dim]{exc}: deploying[/dim]")
+    suite = Suite.deploy(chain)
+    suite.deployment.save(settings.deployment_file)
+    return suite
+
+
+def _print_deployment(suite: Suite, settings: Settings) -> None:
+    table = Table(title=f"adledger suite on chain {suite.chain.chain_id}", show_header=False)
+    table.add_row("RewardToken", suite.token.address)
+    table.add_row("ConsentRegistry", suite.registry.address)
+    table.add_row("CampaignEscrow", suite.escrow.address)
+    table.add_row("deploy block", str(suite.deployment.deploy_block))
+    table.add_row("manifest", str(settings.deployment_file))
+    console.print(table)
+
+
+@app.command()
+@reports_errors
+def compile() -> None:  # noqa: A001 - the command is named for what it does
+    """Compile contracts/ with solc-js into ledger/artifacts/ (pinned solc and EVM version)."""
+    from scripts.compile import ROOT, compile_all
+
+    with console.status("compiling contracts/ …"):
+        written = compile_all()
+    for path in written:
+        console.print(f"[green]wrote[/green] {path.relative_to(ROOT)}")
+
+
+@app.command()
+@reports_errors
+def devnet() -> None:
+    """Run the anvil devnet in the foreground (state persisted under the data dir) until Ctrl-C."""
+    settings = _settings("anvil")
+
+    def ready(url: str) -> None:
+        console.print(f"[green]anvil[/green] listening on [bold]{url}[/bold] (chain id 31337); Ctrl-C stops it")
+        from ledger.chain import DevAccounts
+
+        for role, address in DevAccounts.from_mnemonic(settings.mnemonic).by_role().items():
+            console.print(f"  {role:10} {address}")
+
+    serve_devnet(settings, ready)
+
+
+@app.command()
+@reports_errors
+def deploy(
+    chain: str = typer.Option(None, help="eth-tester, anvil or an http(s):// JSON-RPC URL (default ADLEDGER_CHAIN)."),
+    force: bool = typer.Option(False, "--force", help="Deploy anew even if the manifest's suite is live."),
+) -> None:
+    """Deploy RewardToken, ConsentRegistry and CampaignEscrow and write the deployment manifest."""
+    settings = _settings(chain)
+    with connect(settings) as connected:
+        suite = _ensure_suite(connected, settings, redeploy=force)
+        _print_deployment(suite, settings)
+
+
+@app.command()
+@reports_errors
+def demo(
+    chain: str = typer.Option(None, help="eth-tester, anvil or an http(s):// devnet URL (default ADLEDGER_CHAIN)."),
+) -> None:
+    """Run the demo campaign once: consent, settlement with rejections, gasless claim, close and refund."""
+    settings = _settings(chain)
+    with connect(settings) as connected:
+        _run_demo(_ensure_suite(connected, settings), settings)
+
+
+@app.command()
+@reports_errors
+def up(
+    serve: bool = typer.Option(True, help="Keep the devnet running after seeding (--no-serve exits)."),
+) -> None:
+    """The main job: start the anvil devnet, deploy the suite, seed the demo campaign, keep serving."""
+    settings = _settings("anvil")
+    with connect(settings) as connected:
+        suite = _ensure_suite(connected, settings)
+        _print_deployment(suite, settings)
+        _run_demo(suite, settings)
+        if serve:
+            url = connected.w3.provider.endpoint_uri  # type: ignore[attr-defined]
+            console.print(f"\n[green]devnet running[/green] at [bold]{url}[/bold]; Ctrl-C stops it (state is kept)")
+            try:
+                _wait_forever()
+            except KeyboardInterrupt:
+                console.print("stopping the devnet …")
+
+
+def _wait_forever() -> None:
+    import threading
+
+    threading.Event().wait()
+
+
+def _run_demo(suite: Suite, settings: Settings) -> None:
+    from scripts.demo import run_demo, tokens
+
+    table = Table(title="demo campaign")
+    table.add_column("step")
+    table.add_column("gas", justify="right")
+    table.add_column("detail", overflow="fold")
+
+    def report(step: Any) -> None:
+        console.print(f"[green]✓[/green] {step.title}  [dim]{step.tx_hash}[/dim]  gas {step.gas:,}")
+
+    result = run_demo(suite, report)
+    for step in result.steps:
+        table.add_row(step.title, f"{step.gas:,}", step.detail)
+    console.print(table)
+    console.print(
+        f"campaign {result.campaign_id}: {len(result.paid)} paid, {len(result.rejected)} rejected, "
+        f"claimed {tokens(result.claimed)}, refunded {tokens(result.refund)}"
+    )
+
+
+@bench_app.command("gas")
+@reports_errors
+def bench_gas(
+    write: bool = typer.Option(True, help="Write snapshots/gas.json (the committed snapshot a test compares)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+) -> None:
+    """Measure gas per engagement and per operation on anvil, beside the naive baselines."""
+    from scripts.bench import SNAPSHOT, check_targets, lean_key, measure_gas, naive_key, write_snapshot
+
+    with console.status("measuring on a fresh anvil …") as status:
+        figures = measure_gas(progress=lambda step: status.update(step))
+    if as_json:
+        console.print_json(json.dumps(figures))
+    else:
+        table = Table(title="gas per engagement, batches of 500 (receipt gas / engagements)")
+        for column in ("consumers", "k", "lean", "naive batch", "naive / lean"):
+            table.add_column(column, justify="right")
+        for kind in ("returning", "new"):
+            for k in (1, 5, 10):
+                lean, naive = figures[lean_key(kind, k)], figures[naive_key(kind, k)]
+                table.add_row(kind, str(k), f"{lean:,}", f"{naive:,}", f"{naive / lean:.1f}x")
+        console.print(table)
+        others = Table(title="other operations (gas)")
+        others.add_column("operation")
+        others.add_column("gas", justify="right")
+        for key, value in figures.items():
+            if not key.startswith(("settle 500", "naive batch")):
+                others.add_row(key, f"{value:,}")
+        console.print(others)
+    if write:
+        write_snapshot(figures)
+        console.print(f"[green]wrote[/green] {SNAPSHOT}")
+    misses = check_targets(figures)
+    for miss in misses:
+        err.print(f"[red]target missed[/red]: {miss}")
+    if misses:
+        raise typer.Exit(code=1)
+
+
+if __name__ == "__main__":
+    app()
