@@ -12,7 +12,7 @@ from typing import Any
 
 from eth_account.messages import SignableMessage, encode_typed_data
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 
 REGISTRY_DOMAIN_NAME = "adledger ConsentRegistry"
 ESCROW_DOMAIN_NAME = "adledger CampaignEscrow"

@@ -98,7 +98,7 @@ def _solc_binary() -> Path:
     candidates = [Path(native)] if native else []
     # py-solc-x raises several exception types when no solc of that version is installed
     with contextlib.suppress(Exception):
-        candidates.append(Path(solcx.get_executable(SOLC_VERSION)))
+        candidates.append(Path(solcx.install.get_executable(SOLC_VERSION)))
     for candidate in candidates:
         try:
             if str(solcx.wrapper.get_solc_version(candidate)) == SOLC_VERSION:
