@@ -40,11 +40,19 @@ contract CampaignEscrow is ICampaignEscrow, EIP712, Nonces, ReentrancyGuardTrans
     uint256 private constant DAY_MASK = 0xffffff; // uint24 UTC day number: uint40 seconds / 86400 < 2^24
     uint256 private constant LIFETIME_SHIFT = 128;
     uint256 private constant DAILY_SHIFT = 192;
-    uint256 private constant COUNTS_MASK = type(uint64).max;
+    uint256 private constant COUNTS_MASK = 0xffffffffffffffff; // 8 x uint8
+    // Rewarded.record: amount | time << 104 | eventId << 144 | action << 192 | campaignId << 200 (ICampaignEscrow)
+    uint256 private constant RECORD_TIME_SHIFT = 104;
+    uint256 private constant RECORD_CAMPAIGN_SHIFT = 200;
 
-    // A settlement frame: one memory block of 16 words that the engagement loop reads by fixed index. Words 0..7
-    // are the per-action policies: reward (bits 0..95) | required purposes << 96 | grant-time shift << 104
-    // | lifetime cap << 112 | daily cap << 120.
+    // A settlement frame: one memory block of FRAME_WORDS words that the engagement loop reads by fixed index.
+    // Words 0..7 are the per-action policies: reward (bits 0..95) | required purposes << POLICY_PURPOSES
+    // | grant-time shift << POLICY_GRANT | lifetime cap << POLICY_LIFETIME_CAP | daily cap << POLICY_DAILY_CAP.
+    uint256 private constant POLICY_REWARD_MASK = 0xffffffffffffffffffffffff; // uint96
+    uint256 private constant POLICY_PURPOSES = 96;
+    uint256 private constant POLICY_GRANT = 104;
+    uint256 private constant POLICY_LIFETIME_CAP = 112;
+    uint256 private constant POLICY_DAILY_CAP = 120;
     uint256 private constant F_WINDOW = 8; // startsAt | min(endsAt, block.timestamp) << 64
     uint256 private constant F_CAMPAIGN = 9; // campaign id (Rejected topic)
     uint256 private constant F_TAG = 10; // campaign id << 200, its field in Rewarded.record
@@ -61,7 +69,7 @@ contract CampaignEscrow is ICampaignEscrow, EIP712, Nonces, ReentrancyGuardTrans
     uint256 private constant F_BRAND = 19; // whose consent engagements need
     uint256 private constant F_ACCOUNTS = 20; // storage slot of _accounts[campaignId]
     uint256 private constant FRAME_WORDS = 21;
-    uint256 private constant NO_WORD = type(uint256).max;
+    uint256 private constant NO_WORD = 0xffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff;
 
     struct Campaign {
         // slot 0: read by every batch and every management call
@@ -129,7 +137,9 @@ contract CampaignEscrow is ICampaignEscrow, EIP712, Nonces, ReentrancyGuardTrans
         Campaign storage c = _managed(campaignId);
         if (c.status == Status.Closed) revert EscrowCampaignClosed(campaignId);
         if (amount == 0) revert EscrowZeroAmount();
-        uint256 budget = _checkedBudget(campaignId, c.budget + amount, c.owed);
+        uint256 budget = c.budget;
+        _checkBudget(campaignId, budget + c.owed, amount);
+        budget += amount;
         c.budget = uint128(budget);
         emit CampaignFunded(campaignId, msg.sender, amount, budget);
         _pull(IERC20(c.token), amount);
@@ -310,7 +320,7 @@ contract CampaignEscrow is ICampaignEscrow, EIP712, Nonces, ReentrancyGuardTrans
         if (purposes == 0) revert EscrowInvalidPurposes(ACTION_COUNT, 0);
         // Ids fit the 48-bit campaign field of Rewarded.record: 2.8e14 campaigns before this could bind.
         campaignId = ++_campaignCount;
-        _checkedBudget(campaignId, budget, 0);
+        _checkBudget(campaignId, 0, budget);
 
         Campaign storage c = _campaigns[campaignId];
         c.marketer = msg.sender;
@@ -347,9 +357,16 @@ contract CampaignEscrow is ICampaignEscrow, EIP712, Nonces, ReentrancyGuardTrans
         if (received != amount) revert EscrowTransferShortfall(address(token), amount, received);
     }
 
-    function _checkedBudget(uint256 campaignId, uint256 budget, uint256 owed) private pure returns (uint256) {
-        if (budget + owed > MAX_BUDGET) revert EscrowBudgetTooLarge(campaignId, budget + owed, MAX_BUDGET);
-        return budget;
+    /// @dev Refuses funding that would take budget + owed (`held`, below MAX_BUDGET) past MAX_BUDGET; `added` may be
+    /// anything up to 2^256 - 1, so the sum is reported saturated rather than overflowing.
+    function _checkBudget(uint256 campaignId, uint256 held, uint256 added) private pure {
+        if (added > MAX_BUDGET - held) {
+            uint256 total;
+            unchecked {
+                total = held + added < held ? type(uint256).max : held + added;
+            }
+            revert EscrowBudgetTooLarge(campaignId, total, MAX_BUDGET);
+        }
     }
 
     function _existing(uint256 campaignId) private view returns (Campaign storage c) {
@@ -468,14 +485,16 @@ contract CampaignEscrow is ICampaignEscrow, EIP712, Nonces, ReentrancyGuardTrans
         uint256 dailyCaps = c.dailyCaps;
         for (uint256 a = 0; a < ACTION_COUNT; ++a) {
             uint256 required = (purposes >> (8 * a)) & 0xff;
-            f[a] = uint256(c.rewards[a]) | (required << 96) | (ConsentRecord.grantShift(required) << 104)
-                | (((lifetimeCaps >> (8 * a)) & 0xff) << 112) | (((dailyCaps >> (8 * a)) & 0xff) << 120);
+            f[a] = uint256(c.rewards[a]) | (required << POLICY_PURPOSES)
+                | (ConsentRecord.grantShift(required) << POLICY_GRANT)
+                | (((lifetimeCaps >> (8 * a)) & 0xff) << POLICY_LIFETIME_CAP)
+                | (((dailyCaps >> (8 * a)) & 0xff) << POLICY_DAILY_CAP);
         }
         // an engagement must lie in [startsAt, endsAt] and not after this block
         uint256 latest = c.endsAt < block.timestamp ? c.endsAt : block.timestamp;
         f[F_WINDOW] = uint256(c.startsAt) | (latest << 64);
         f[F_CAMPAIGN] = campaignId;
-        f[F_TAG] = campaignId << 200; // Rewarded.record: campaignId (uint48) << 200
+        f[F_TAG] = campaignId << RECORD_CAMPAIGN_SHIFT;
         mapping(uint256 => uint256) storage settled = _settledIds[campaignId];
         uint256 settledSlot;
         uint256 batchStart;
@@ -522,8 +541,8 @@ contract CampaignEscrow is ICampaignEscrow, EIP712, Nonces, ReentrancyGuardTrans
     /// reward: the compiler's version of the same rules spent ~1,000 more gas per engagement on stack shuffling,
     /// memory spills and bounds checks. Every rule is the one documented in ICampaignEscrow, applied in the order
     /// of RejectReason; the Python tests (tests/contracts/test_campaign_escrow_settlement.py) exercise each.
-    /// Why it is safe: reads stay inside the group's count * 44 bytes; writes go to the scratch space (0x00-0x3f), to the
-    /// frame `f` (which the caller owns), to the settled-ids bitmap of this campaign, and, for the revert, past
+    /// Why it is safe: reads stay inside the group's count * 44 bytes; writes go to the scratch space (0x00-0x3f),
+    /// to the frame `f` (which the caller owns), to this campaign's settled-ids bitmap, and, for the revert, past
     /// the free memory pointer; all arithmetic is bounded as commented.
     function _settleEngagements(
         uint256[FRAME_WORDS] memory f,
@@ -544,8 +563,8 @@ contract CampaignEscrow is ICampaignEscrow, EIP712, Nonces, ReentrancyGuardTrans
             function reject(frame, eventId, reason, topic) {
                 mstore(0x00, eventId)
                 mstore(0x20, reason)
-                log3(0x00, 0x40, topic, field(frame, 9), field(frame, 13)) // F_CAMPAIGN, F_CONSUMER
-                let p := add(frame, shl(5, 15)) // F_REJECTED: at most one per engagement, cannot overflow
+                log3(0x00, 0x40, topic, field(frame, F_CAMPAIGN), field(frame, F_CONSUMER))
+                let p := add(frame, shl(5, F_REJECTED)) // at most one per engagement: cannot overflow
                 mstore(p, add(mload(p), 1))
             }
 
@@ -564,23 +583,23 @@ contract CampaignEscrow is ICampaignEscrow, EIP712, Nonces, ReentrancyGuardTrans
             // `updated` = the account word with this engagement's counters advanced (not yet its amount).
             function evaluate(frame, head, policy, account_, budget_) -> reason, updated {
                 updated := account_
-                let required := and(shr(96, policy), 0xff)
+                let required := and(shr(POLICY_PURPOSES, policy), 0xff)
                 if iszero(required) {
                     reason := 2 // ActionNotOffered
                     leave
                 }
                 let time := and(shr(160, head), 0xffffffffff)
-                // F_WINDOW: startsAt | min(endsAt, now) << 64, so one test covers the dates and the future
-                let window := field(frame, 8)
+                // startsAt | min(endsAt, now) << 64: one test covers the dates and the future
+                let window := field(frame, F_WINDOW)
                 if or(lt(time, and(window, 0xffffffffff)), gt(time, shr(64, window))) {
                     reason := 4 // OutsideCampaignDates
                     if gt(time, timestamp()) { reason := 3 } // TimeInFuture
                     leave
                 }
-                // consent (F_CONSENT, zero once expired) must hold the purposes, each granted by the engagement's time;
-                // the policy's grant shift locates a single required purpose's grant time (0: several purposes)
-                let consent := field(frame, 14)
-                let grantShift := and(shr(104, policy), 0xff)
+                // consent (zero once expired) must hold the purposes, each granted by the engagement's time; the
+                // policy's grant shift locates a single required purpose's grant time (0: several purposes)
+                let consent := field(frame, F_CONSENT)
+                let grantShift := and(shr(POLICY_GRANT, policy), 0xff)
                 let refused := iszero(eq(and(consent, required), required))
                 switch grantShift
                 case 0 { refused := or(refused, iszero(grantedAll(consent, required, time))) }
@@ -590,63 +609,64 @@ contract CampaignEscrow is ICampaignEscrow, EIP712, Nonces, ReentrancyGuardTrans
                     leave
                 }
                 let shift := shl(3, shr(248, head)) // the action's 8-bit lane in each counter field
-                let lifetimeCount := and(shr(add(128, shift), account_), 0xff)
-                let lifetimeCap := and(shr(112, policy), 0xff)
+                let lifetimeCount := and(shr(add(LIFETIME_SHIFT, shift), account_), 0xff)
+                let lifetimeCap := and(shr(POLICY_LIFETIME_CAP, policy), 0xff)
                 if and(gt(lifetimeCap, 0), iszero(lt(lifetimeCount, lifetimeCap))) {
                     reason := 6 // LifetimeCapReached
                     leave
                 }
-                let dailyCap := and(shr(120, policy), 0xff)
+                let dailyCap := and(shr(POLICY_DAILY_CAP, policy), 0xff)
                 if dailyCap {
                     let day := div(time, 86400) // UTC day; < 2^24 since time < 2^40
-                    let lastDay := and(shr(104, account_), 0xffffff)
+                    let lastDay := and(shr(DAY_SHIFT, account_), DAY_MASK)
                     if lt(day, lastDay) {
                         reason := 8 // StaleDay
                         leave
                     }
                     if gt(day, lastDay) {
                         // a new UTC day: record it, and every capped action's daily count starts again
-                        updated := or(and(updated, not(or(shl(104, 0xffffff), shl(192, 0xffffffffffffffff)))), shl(104, day))
+                        let stale := or(shl(DAY_SHIFT, DAY_MASK), shl(DAILY_SHIFT, COUNTS_MASK))
+                        updated := or(and(updated, not(stale)), shl(DAY_SHIFT, day))
                     }
-                    if iszero(lt(and(shr(add(192, shift), updated), 0xff), dailyCap)) {
+                    if iszero(lt(and(shr(add(DAILY_SHIFT, shift), updated), 0xff), dailyCap)) {
                         reason := 7 // DailyCapReached
                         leave
                     }
                     // below the cap (<= 255), so the 8-bit count cannot carry into its neighbour
-                    updated := add(updated, shl(add(192, shift), 1))
+                    updated := add(updated, shl(add(DAILY_SHIFT, shift), 1))
                 }
-                if gt(and(policy, 0xffffffffffffffffffffffff), budget_) {
+                if gt(and(policy, POLICY_REWARD_MASK), budget_) {
                     reason := 9 // BudgetExhausted
                     leave
                 }
                 // lifetime counters saturate at 255 (an uncapped action's count is informational)
-                if lt(lifetimeCount, 0xff) { updated := add(updated, shl(add(128, shift), 1)) }
+                if lt(lifetimeCount, 0xff) { updated := add(updated, shl(add(LIFETIME_SHIFT, shift), 1)) }
             }
 
             // The settled-ids bitmap word, _settledIds[campaignId][eventId >> 8], stays on the stack while
             // consecutive engagements fall in it and is written back when they move on (F_WORD_*).
-            let wordIndex := field(f, 16) // F_WORD_INDEX
-            let slot := field(f, 17) // F_WORD_SLOT
-            let bits := field(f, 18) // F_WORD_BITS
-            for { } count { count := sub(count, 1) cursor := add(cursor, 44) } {
+            let wordIndex := field(f, F_WORD_INDEX)
+            let slot := field(f, F_WORD_SLOT)
+            let bits := field(f, F_WORD_BITS)
+            for { } count { count := sub(count, 1) cursor := add(cursor, ENGAGEMENT_BYTES) } {
                 // head: action (byte 0) | eventId (bytes 1..6) | time (bytes 7..11) | first 20 evidence bytes
                 let head := calldataload(cursor)
                 let action := shr(248, head)
-                if iszero(lt(action, 8)) {
+                if iszero(lt(action, ACTION_COUNT)) {
                     // revert EscrowInvalidAction(offset in batch, action), built past the free memory pointer
                     let p := mload(0x40)
                     mstore(p, invalidAction)
-                    mstore(add(p, 4), sub(cursor, field(f, 12))) // F_BATCH_START
+                    mstore(add(p, 4), sub(cursor, field(f, F_BATCH_START)))
                     mstore(add(p, 36), action)
                     revert(p, 68)
                 }
                 let eventId := and(shr(200, head), 0xffffffffffff)
                 if iszero(eq(shr(8, eventId), wordIndex)) {
-                    if iszero(eq(wordIndex, not(0))) { sstore(slot, bits) }
+                    if iszero(eq(wordIndex, NO_WORD)) { sstore(slot, bits) }
                     wordIndex := shr(8, eventId)
                     // Solidity's mapping layout: keccak256(key . mapping slot)
                     mstore(0x00, wordIndex)
-                    mstore(0x20, field(f, 11)) // F_SETTLED
+                    mstore(0x20, field(f, F_SETTLED))
                     slot := keccak256(0x00, 0x40)
                     bits := sload(slot)
                 }
@@ -659,24 +679,24 @@ contract CampaignEscrow is ICampaignEscrow, EIP712, Nonces, ReentrancyGuardTrans
                     let reason, updated := evaluate(f, head, policy, account, budget)
                     switch reason
                     case 0 {
-                        let amount := and(policy, 0xffffffffffffffffffffffff)
+                        let amount := and(policy, POLICY_REWARD_MASK)
                         // amount <= budget (checked); accrued <= owed < budget + owed <= MAX_BUDGET < 2^104, so
                         // the accrued field cannot carry into the day field
                         account := add(updated, amount)
                         budget := sub(budget, amount)
                         // emit Rewarded(consumer, record, evidence): action | eventId | time (the head's first
-                        // 96 bits) land on their record fields when moved from bit 160 to bit 104
-                        mstore(0x00, or(field(f, 10), or(shl(104, shr(160, head)), amount))) // F_TAG
+                        // 96 bits) land on their record fields when moved from bit 160 to RECORD_TIME_SHIFT
+                        mstore(0x00, or(field(f, F_TAG), or(shl(RECORD_TIME_SHIFT, shr(160, head)), amount)))
                         calldatacopy(0x20, add(cursor, 12), 32)
-                        log2(0x00, 0x40, rewardedTopic, field(f, 13)) // F_CONSUMER
+                        log2(0x00, 0x40, rewardedTopic, field(f, F_CONSUMER))
                     }
                     default { reject(f, eventId, reason, rejectedTopic) }
                 }
                 default { reject(f, eventId, 1, rejectedTopic) } // DuplicateEvent
             }
-            mstore(add(f, shl(5, 16)), wordIndex)
-            mstore(add(f, shl(5, 17)), slot)
-            mstore(add(f, shl(5, 18)), bits)
+            mstore(add(f, shl(5, F_WORD_INDEX)), wordIndex)
+            mstore(add(f, shl(5, F_WORD_SLOT)), slot)
+            mstore(add(f, shl(5, F_WORD_BITS)), bits)
         }
         return (account, budget);
     }

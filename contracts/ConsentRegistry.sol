@@ -66,9 +66,9 @@ contract ConsentRegistry is IConsentRegistry, EIP712, Nonces {
     /* VIEWS */
 
     /// @inheritdoc IConsentRegistry
-    function hasConsent(address consumer, address brand, uint256 purposes, uint256 at) external view returns (bool) {
+    function hasConsent(address consumer, address brand, uint256 purposes, uint256 time) external view returns (bool) {
         if (purposes == 0) return false;
-        return ConsentRecord.covers(_records[consumer][brand], purposes, at);
+        return ConsentRecord.covers(_records[consumer][brand], purposes, time);
     }
 
     /// @inheritdoc IConsentRegistry

@@ -94,6 +94,12 @@ def named_reverts() -> Iterator[None]:
     """Re-raises a revert from either backend as its named ``ledger.errors`` class."""
     try:
         yield
+    except errors.TransactionFailed as exc:
+        # mined with status 0 (sent with its own gas limit, or the state moved after estimation): the replayed
+        # revert bytes still name the error
+        if exc.revert:
+            raise decode_revert(exc.revert) from exc
+        raise
     except errors.LedgerError:
         raise
     except Exception as exc:

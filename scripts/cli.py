@@ -85,7 +85,9 @@ def compile() -> None:  # noqa: A001 - the command is named for what it does
     from scripts.compile import ROOT, compile_all
 
     with console.status("compiling contracts/ …"):
-        written = compile_all()
+        written, warnings = compile_all()
+    for warning in warnings:
+        err.print(f"[yellow]{warning}[/yellow]")
     for path in written:
         console.print(f"[green]wrote[/green] {path.relative_to(ROOT)}")
 

@@ -67,8 +67,8 @@ interface IConsentRegistry {
 
     /* VIEWS */
 
-    /// @notice True when every purpose in `purposes` was granted at or before `at` and the record is active at `at`.
-    function hasConsent(address consumer, address brand, uint256 purposes, uint256 at) external view returns (bool);
+    /// @notice True when every purpose in `purposes` was granted at or before `time` and the record is active at `time`.
+    function hasConsent(address consumer, address brand, uint256 purposes, uint256 time) external view returns (bool);
 
     /// @notice The packed record (layout above): one storage read, for settlement.
     function consentRecord(address consumer, address brand) external view returns (uint256);

@@ -35,12 +35,12 @@ library ConsentRecord {
         return 0;
     }
 
-    /// @notice True when every purpose in `required` is granted, was granted at or before `at`, and the record
-    /// has not expired at `at`. `required` must be nonzero.
-    function covers(uint256 record, uint256 required, uint256 at) internal pure returns (bool) {
-        if (record & required != required || at >= expiresAt(record)) return false;
+    /// @notice True when every purpose in `required` is granted, was granted at or before `time`, and the record
+    /// has not expired at `time`. `required` must be nonzero.
+    function covers(uint256 record, uint256 required, uint256 time) internal pure returns (bool) {
+        if (record & required != required || time >= expiresAt(record)) return false;
         for (uint256 i = 0; required != 0; ++i) {
-            if (required & 1 != 0 && grantedAt(record, i) > at) return false;
+            if (required & 1 != 0 && grantedAt(record, i) > time) return false;
             required >>= 1;
         }
         return true;

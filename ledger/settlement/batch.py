@@ -59,7 +59,12 @@ class Engagement:
 
 
 def group_by_consumer(engagements: Iterable[Engagement]) -> dict[str, list[Engagement]]:
-    """Engagements per consumer (checksummed), in first-seen order, each consumer's kept in input order."""
+    """Engagements per consumer (checksummed), consumers in first-seen order, each one's in input order.
+
+    The order is the caller's, and it matters: the escrow remembers a consumer's latest daily-capped day and
+    refuses a capped engagement from an earlier day (StaleDay), so a batcher gives each consumer's engagements
+    in time order.
+    """
     groups: dict[str, list[Engagement]] = {}
     for engagement in engagements:
         groups.setdefault(to_checksum_address(engagement.consumer), []).append(engagement)

@@ -67,10 +67,6 @@ def settle_raw(suite: Suite, attester: LocalAccount, campaign_id: int, batch: by
     return transact(suite.chain, attester, suite.escrow.functions.settle(campaign_id, batch))
 
 
-def ids(*engagements: Engagement) -> list[int]:
-    return [e.event_id for e in engagements]
-
-
 @pytest.fixture
 def campaign_id(campaigns: CampaignFactory) -> int:
     return campaigns.create()
@@ -272,6 +268,40 @@ class TestDuplicateEvent:
         assert batch_settled(suite, receipt)["amount"] == 0
         assert suite.accrued(campaign_id, consented.address) == REWARDS[Action.AD_VIEW]
 
+    def test_duplicates_are_found_when_ids_alternate_between_bitmap_words(
+        self, suite, campaigns, campaign_id, consented
+    ):
+        """The settled-ids word is cached while consecutive ids share it; switching words must not lose a bit."""
+        order = [0, 256, 1, 0, 257, 256, 512, 1]
+        batch = [campaigns.engagement(campaign_id, consented.address, Action.AD_VIEW, event_id=i) for i in order]
+        dup = RejectReason.DUPLICATE_EVENT
+        assert outcomes(campaigns.settle(campaign_id, batch)) == [
+            (0, PAID),
+            (256, PAID),
+            (1, PAID),
+            (0, dup),
+            (257, PAID),
+            (256, dup),
+            (512, PAID),
+            (1, dup),
+        ]
+        assert all(is_settled(suite, campaign_id, i) for i in order)
+
+    def test_duplicates_are_found_across_consumer_groups_and_across_batches(
+        self, suite, campaigns, campaign_id, consented, accounts
+    ):
+        other = accounts.consumers[1]
+        campaigns.consent(other)
+        first = [
+            campaigns.engagement(campaign_id, consented.address, Action.AD_VIEW, event_id=300),
+            campaigns.engagement(campaign_id, other.address, Action.AD_VIEW, event_id=300),  # same word, next group
+            campaigns.engagement(campaign_id, other.address, Action.AD_VIEW, event_id=5),
+        ]
+        dup = RejectReason.DUPLICATE_EVENT
+        assert outcomes(campaigns.settle(campaign_id, first)) == [(300, PAID), (300, dup), (5, PAID)]
+        again = [campaigns.engagement(campaign_id, other.address, Action.AD_VIEW, event_id=i) for i in (5, 301, 300)]
+        assert outcomes(campaigns.settle(campaign_id, again)) == [(5, dup), (301, PAID), (300, dup)]
+
     def test_a_rejected_event_id_is_consumed_and_cannot_be_paid_later(self, suite, campaigns, campaign_id, consumer):
         engagement = campaigns.engagement(campaign_id, consumer.address, Action.AD_VIEW)
         assert outcomes(campaigns.settle(campaign_id, [engagement])) == [(engagement.event_id, RejectReason.NO_CONSENT)]
@@ -425,6 +455,17 @@ class TestLifetimeCap:
         campaigns.consent(other)
         batch = [campaigns.engagement(campaign_id, c.address, Action.INSTALL) for c in (consented, other)]
         assert [reason for _, reason in outcomes(campaigns.settle(campaign_id, batch))] == [PAID, PAID]
+
+    def test_an_uncapped_count_saturates_at_255_without_touching_the_next_action(
+        self, suite, campaigns, campaign_id, consented, attester
+    ):
+        views = [campaigns.engagement(campaign_id, consented.address, Action.AD_VIEW) for _ in range(257)]
+        batch = encode_batch(views)  # two groups: 255 + 2
+        receipt = transact(suite.chain, attester, suite.escrow.functions.settle(campaign_id, batch), gas=TX_GAS_CAP)
+        assert batch_settled(suite, receipt)["paid"] == 257
+        accrued, _, lifetime, _ = account(suite, campaign_id, consented.address)
+        assert accrued == 257 * REWARDS[Action.AD_VIEW]
+        assert lifetime[Action.AD_VIEW] == 255 and lifetime[Action.AD_CLICK] == 0
 
     def test_a_cap_of_three_pays_three(self, campaigns, consented):
         campaign_id = campaigns.create(lifetime_caps={Action.AD_CLICK: 3})
@@ -590,6 +631,15 @@ class TestSettleRefusals:
         transact(suite.chain, marketer, suite.escrow.functions.removeAttester(campaign_id, attester.address))
         with reverts(EscrowNotAttester, campaign_id=campaign_id, caller=attester.address):
             campaigns.settle(campaign_id, [campaigns.engagement(campaign_id, consented.address, Action.AD_VIEW)])
+
+    def test_a_settle_sent_with_its_own_gas_limit_still_reverts_with_the_named_error(
+        self, suite, campaigns, campaign_id, consented, marketer, attester
+    ):
+        """No estimate stops it first: the transaction is mined and fails, and the replayed revert is named."""
+        transact(suite.chain, marketer, suite.escrow.functions.pause(campaign_id))
+        batch = encode_batch([campaigns.engagement(campaign_id, consented.address, Action.AD_VIEW)])
+        with reverts(EscrowCampaignPaused, campaign_id=campaign_id):
+            transact(suite.chain, attester, suite.escrow.functions.settle(campaign_id, batch), gas=1_000_000)
 
     def test_settle_reverts_on_an_unknown_campaign(self, suite, campaigns, consented, attester):
         batch = encode_batch([campaigns.engagement(99, consented.address, Action.AD_VIEW)])
