@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import fcntl
 import re
 import signal
 import socket
@@ -20,7 +21,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import Any, Literal, cast
+from typing import IO, Any, Literal, cast
 
 from eth_abi.abi import encode as abi_encode
 from eth_account import Account
@@ -34,7 +35,7 @@ from web3 import EthereumTesterProvider, HTTPProvider, Web3
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 from web3.types import RPCEndpoint, TxParams, TxReceipt
 
-from ledger.errors import ChainError, ChainStalled, ConfigurationError, TransactionFailed
+from ledger.errors import ChainError, ChainStalled, ConfigurationError, DevnetRunning, TransactionFailed
 from ledger.settings import Settings
 
 Backend = Literal["eth-tester", "anvil", "rpc"]
@@ -413,6 +414,7 @@ class AnvilProcess:
         self.startup_timeout = startup_timeout
         self.stop_timeout = stop_timeout
         self._proc: subprocess.Popen[bytes] | None = None
+        self._lock: IO[str] | None = None
 
     def command(self) -> list[str]:
         """The anvil command line: Prague to match the compiled bytecode and eth-tester, the dev mnemonic."""
@@ -441,6 +443,7 @@ class AnvilProcess:
         if not self.binary.is_file():
             raise ChainError(f"anvil binary not found at {self.binary}: run `npm ci` in {self.settings.project_root}")
         self.dir.mkdir(parents=True, exist_ok=True)
+        self._claim_data_dir()
         with self.log_file.open("ab") as log:
             # Own session: a terminal Ctrl-C reaches only us, and anvil gets exactly one SIGTERM from stop(),
             # rather than a SIGINT and a SIGTERM racing its state dump.
@@ -457,6 +460,28 @@ class AnvilProcess:
             self.stop()
             raise
         return self
+
+    def _claim_data_dir(self) -> None:
+        """One anvil per data dir: two writing one --state file would lose a chain. The lock file holds the URL
+        of the anvil that owns the directory, so a second caller can join it instead (DevnetRunning)."""
+        lock = (self.dir / "devnet.lock").open("a+", encoding="utf-8")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            url = lock.read().strip()
+            lock.close()
+            raise DevnetRunning(url) from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(self.url)
+        lock.flush()
+        self._lock = lock
+
+    def _release_data_dir(self) -> None:
+        if self._lock is not None:
+            self._lock.close()  # closing drops the flock
+            self._lock = None
 
     def _wait_ready(self) -> None:
         body = b'{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}'
@@ -483,6 +508,7 @@ class AnvilProcess:
         """SIGTERM and wait for the exit: anvil writes its --state file on the way out. Kill if it hangs."""
         proc, self._proc = self._proc, None
         if proc is None or proc.poll() is not None:
+            self._release_data_dir()
             return
         proc.terminate()
         try:
@@ -490,10 +516,12 @@ class AnvilProcess:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+            self._release_data_dir()
             raise ChainError(
                 f"anvil did not exit within {self.stop_timeout:.0f} s of SIGTERM and was killed; "
                 f"its state file may be stale"
             ) from None
+        self._release_data_dir()
 
     def wait(self) -> int:
         """Block until the process exits by itself; its exit code."""
@@ -570,10 +598,19 @@ def connect(settings: Settings) -> Iterator[Chain]:
     if choice == "eth-tester":
         yield Chain(eth_tester_web3(settings.mnemonic), "eth-tester", accounts)
     elif choice == "anvil":
-        with AnvilProcess(settings) as anvil:
+        anvil = AnvilProcess(settings)
+        try:
+            anvil.start()
+        except DevnetRunning as running:
+            # `adledger up` or `adledger devnet` already serves this data dir: join it, leave it running
+            yield Chain(Web3(HTTPProvider(running.url)), "anvil", accounts)
+            return
+        try:
             chain = Chain(Web3(HTTPProvider(anvil.url)), "anvil", accounts)
             _resume_clock(chain)
             yield chain
+        finally:
+            anvil.stop()
     elif choice.startswith(("http://", "https://")):
         w3 = Web3(HTTPProvider(choice))
         if not w3.is_connected():

@@ -45,6 +45,17 @@ class ChainStalled(ChainError):
     help = "restart the devnet; bulk sends should go through Chain.send_raw_batch"
 
 
+class DevnetRunning(ChainError):
+    """Raised when another process's anvil already owns the data dir; ``url`` is where it answers."""
+
+    code = "devnet_running"
+    help = "other adledger commands on this data dir join it; stop it with Ctrl-C where it runs"
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        super().__init__(f"an anvil devnet already serves this data dir at {url or 'an unknown URL'}")
+
+
 class TransactionFailed(ChainError):
     """Raised when a mined transaction has status 0; carries the receipt and, if a replay finds it, the revert data."""
 

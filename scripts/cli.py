@@ -49,8 +49,13 @@ def reports_errors(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _settings(chain: str | None = None) -> Settings:
-    return Settings(chain=chain) if chain else Settings()
+DEVNET_PORT = 8545  # where wallets and tools look for a local node first
+
+PortOption = typer.Option(DEVNET_PORT, "--port", min=0, max=65535, help="Loopback port for anvil (0: any free).")
+
+
+def _settings(chain: str | None = None, **overrides: Any) -> Settings:
+    return Settings(**({"chain": chain} if chain else {}), **overrides)
 
 
 def _ensure_suite(chain: Chain, settings: Settings, redeploy: bool = False) -> Suite:
@@ -94,9 +99,9 @@ def compile() -> None:  # noqa: A001 - the command is named for what it does
 
 @app.command()
 @reports_errors
-def devnet() -> None:
+def devnet(port: int = PortOption) -> None:
     """Run the anvil devnet in the foreground (state persisted under the data dir) until Ctrl-C."""
-    settings = _settings("anvil")
+    settings = _settings("anvil", anvil_port=port)
 
     def ready(url: str) -> None:
         console.print(f"[green]anvil[/green] listening on [bold]{url}[/bold] (chain id 31337); Ctrl-C stops it")
@@ -136,9 +141,10 @@ def demo(
 @reports_errors
 def up(
     serve: bool = typer.Option(True, help="Keep the devnet running after seeding (--no-serve exits)."),
+    port: int = PortOption,
 ) -> None:
     """The main job: start the anvil devnet, deploy the suite, seed the demo campaign, keep serving."""
-    settings = _settings("anvil")
+    settings = _settings("anvil", anvil_port=port)
     with connect(settings) as connected:
         suite = _ensure_suite(connected, settings)
         _print_deployment(suite, settings)

@@ -68,9 +68,7 @@ class CampaignFactory:
         )
         return replace(base, **overrides)
 
-    def create(
-        self, budget: int = 1_000 * TOKEN, attesters: list[str] | None = None, **overrides: Any
-    ) -> int:
+    def create(self, budget: int = 1_000 * TOKEN, attesters: list[str] | None = None, **overrides: Any) -> int:
         accounts = self.chain.accounts
         campaign_id, _ = self.suite.create_campaign(
             accounts.marketer,
@@ -123,9 +121,7 @@ class CampaignFactory:
 
     def rejected(self, receipt: TxReceipt) -> dict[int, RejectReason]:
         """event id -> reason for each Rejected event."""
-        return {
-            int(e["eventId"]): RejectReason(e["reason"]) for e in events(self.suite.escrow, "Rejected", receipt)
-        }
+        return {int(e["eventId"]): RejectReason(e["reason"]) for e in events(self.suite.escrow, "Rejected", receipt)}
 
 
 def next_timestamp(chain: Chain) -> int:

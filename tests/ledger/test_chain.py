@@ -209,9 +209,7 @@ def test_send_raw_batch_mines_every_transaction(isolated: Chain) -> None:
 
 @pytest.mark.anvil
 @pytest.mark.parametrize("chain", ["anvil"], indirect=True)  # automine control exists only on anvil
-def test_send_raw_batch_fails_fast_when_anvil_stops_mining(
-    isolated: Chain, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_send_raw_batch_fails_fast_when_anvil_stops_mining(isolated: Chain, monkeypatch: pytest.MonkeyPatch) -> None:
     assert isolated.backend == "anvil"
     real_rpc = isolated.rpc
 
@@ -313,9 +311,7 @@ def test_serve_devnet_stops_anvil_and_saves_state_on_sigterm(tmp_path: Path) -> 
         "print('stopped', flush=True)\n"
     )
     env = {**os.environ, "PYTHONPATH": str(project_root)}
-    proc = subprocess.Popen(
-        [sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True, env=env
-    )
+    proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True, env=env)
     try:
         assert proc.stdout is not None
         url = proc.stdout.readline().strip()
@@ -327,3 +323,26 @@ def test_serve_devnet_stops_anvil_and_saves_state_on_sigterm(tmp_path: Path) -> 
         if proc.poll() is None:
             proc.kill()
     assert (tmp_path / "anvil" / "state.json").is_file()
+
+
+@pytest.mark.anvil
+def test_a_second_connect_to_a_served_data_dir_joins_the_running_anvil(tmp_path: Path):
+    settings = Settings(chain="anvil", data_dir=tmp_path)
+    with connect(settings) as owner, connect(settings) as guest:
+        assert guest.w3.provider.endpoint_uri == owner.w3.provider.endpoint_uri  # type: ignore[attr-defined]
+        before = guest.latest_timestamp()
+        owner.mine()
+        assert guest.latest_timestamp() >= before
+    # the guest left the owner's anvil alone; the owner stopped it and released the directory
+    with connect(settings) as again:
+        assert again.chain_id == 31337
+
+
+@pytest.mark.anvil
+def test_a_restart_from_state_keeps_block_time_moving_forward(tmp_path: Path):
+    settings = Settings(chain="anvil", data_dir=tmp_path)
+    with connect(settings) as chain:
+        ahead = chain.increase_time(7_200)
+    with connect(settings) as chain:
+        chain.mine()
+        assert chain.latest_timestamp() > ahead

@@ -38,12 +38,12 @@ def test_demo_runs_every_path_on_eth_tester(tmp_path: Path):
 def test_main_job_seeds_the_devnet_and_a_restart_reuses_the_deployment(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("ADLEDGER_DATA_DIR", str(tmp_path))
     runner = CliRunner()
-    first = runner.invoke(app, ["up", "--no-serve"])
+    first = runner.invoke(app, ["up", "--no-serve", "--port", "0"])
     assert first.exit_code == 0, first.output
     assert "7 paid, 2 rejected" in first.output
     manifest = (tmp_path / "deployment.json").read_text()
 
-    second = runner.invoke(app, ["up", "--no-serve"])
+    second = runner.invoke(app, ["up", "--no-serve", "--port", "0"])
     assert second.exit_code == 0, second.output
     assert (tmp_path / "deployment.json").read_text() == manifest  # the persisted chain kept the suite
     assert "campaign 2:" in second.output
