@@ -14,7 +14,7 @@ from eth_utils import keccak
 from web3.types import TxReceipt
 
 from ledger.chain import Chain
-from ledger.contracts import events, transact
+from ledger.contracts import events, read, transact
 from ledger.errors import ContractRevert
 from ledger.model import Action, Purpose, RejectReason
 from ledger.settlement.batch import Engagement, encode_batch
@@ -132,3 +132,43 @@ def next_timestamp(chain: Chain) -> int:
 def block_time(chain: Chain, receipt: TxReceipt) -> int:
     """The timestamp of the block that mined ``receipt``."""
     return int(chain.w3.eth.get_block(receipt["blockNumber"])["timestamp"])
+
+
+# Settlement outcomes, read from a receipt or from the escrow (the test_campaign_escrow_settlement_* files).
+PAID = RejectReason.NONE
+REWARDED_TOPIC = keccak(text="Rewarded(address,uint256,bytes32)")
+REJECTED_TOPIC = keccak(text="Rejected(uint256,address,uint256,uint8)")
+
+# The tests' engagements carry evidence(event id) (see evidence above), so a Rewarded log names its engagement by
+# its evidence hash too: the rule tests then do not depend on the record packing, which has tests of its own.
+EVIDENCE_IDS = {evidence(i): i for i in [*range(1024), 2**48 - 1]}
+
+
+def outcomes(receipt: TxReceipt) -> list[tuple[int, RejectReason]]:
+    """(event id, PAID or the reject reason) for every engagement, in the order the contract settled them."""
+    found = []
+    for log in receipt["logs"]:
+        topic, data = bytes(log["topics"][0]), bytes(log["data"])
+        if topic == REWARDED_TOPIC:
+            found.append((EVIDENCE_IDS[data[32:64]], PAID))
+        elif topic == REJECTED_TOPIC:
+            found.append((int.from_bytes(data[:32], "big"), RejectReason(int.from_bytes(data[32:], "big"))))
+    return found
+
+
+def batch_settled(suite: Suite, receipt: TxReceipt) -> dict:
+    (event,) = events(suite.escrow, "BatchSettled", receipt)
+    return event
+
+
+def account(suite: Suite, campaign_id: int, consumer: str) -> tuple[int, int, list[int], list[int]]:
+    accrued, day, lifetime, daily = read(suite.escrow.functions.accountOf(campaign_id, consumer))
+    return int(accrued), int(day), list(lifetime), list(daily)
+
+
+def is_settled(suite: Suite, campaign_id: int, event_id: int) -> bool:
+    return bool(read(suite.escrow.functions.isSettled(campaign_id, event_id)))
+
+
+def settle_raw(suite: Suite, attester: LocalAccount, campaign_id: int, batch: bytes) -> TxReceipt:
+    return transact(suite.chain, attester, suite.escrow.functions.settle(campaign_id, batch))
