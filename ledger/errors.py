@@ -71,6 +71,30 @@ class TransactionFailed(ChainError):
         )
 
 
+# CRM
+class InvalidContact(LedgerError, ValueError):
+    """Raised when an email or phone number cannot be normalised; the message says what is wrong."""
+
+    code = "invalid_contact"
+
+
+class CustomerNotFound(LedgerError, LookupError):
+    """Raised when no customer has the given id."""
+
+    code = "customer_not_found"
+
+
+class AmbiguousCustomer(LedgerError):
+    """Raised when the email matches one customer and the phone another: merging them is a human decision."""
+
+    code = "ambiguous_customer"
+    help = "merge or correct the two customer records first"
+
+    def __init__(self, customer_ids: list[int]) -> None:
+        self.customer_ids = customer_ids
+        super().__init__(f"the email and phone belong to different customers {customer_ids}")
+
+
 class ContractRevert(LedgerError):
     """Raised when a contract reverts with a custom error; subclasses are named after the Solidity error."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # anvil's default mnemonic: its ten accounts are the devnet's well-known, publicly known keys.
@@ -29,6 +29,18 @@ class Settings(BaseSettings):
     anvil_state: bool = Field(default=True, description="Persist anvil's chain under data_dir with --state.")
     mnemonic: str = Field(default=DEV_MNEMONIC, description="Derives the dev accounts by role (devnets only).")
     confirmations: int = Field(default=0, ge=0, description="Blocks a log must be buried under before use.")
+    database_url: str = Field(
+        default="",
+        description="SQLAlchemy URL of the CRM and index database; empty means the SQLite file data_dir/adledger.db. "
+        "PostgreSQL: postgresql+psycopg://user@host:5432/db.",
+    )
+
+    @model_validator(mode="after")
+    def _default_database_url(self) -> Settings:
+        """The default follows data_dir, which is itself configurable, so it is derived after validation."""
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'adledger.db'}"
+        return self
 
     @property
     def deployment_file(self) -> Path:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -170,7 +171,7 @@ class Suite:
         marketer: LocalAccount,
         terms: CampaignTerms,
         budget: int,
-        attesters: list[str],
+        attesters: Sequence[str],
         deadline: int | None = None,
     ) -> tuple[int, TxReceipt]:
         """Creates and funds a campaign in one transaction, the budget pulled by a permit the marketer signs."""

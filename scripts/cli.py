@@ -55,7 +55,9 @@ PortOption = typer.Option(DEVNET_PORT, "--port", min=0, max=65535, help="Loopbac
 
 
 def _settings(chain: str | None = None, **overrides: Any) -> Settings:
-    return Settings(**({"chain": chain} if chain else {}), **overrides)
+    if chain:
+        overrides["chain"] = chain
+    return Settings(**overrides)
 
 
 def _ensure_suite(chain: Chain, settings: Settings, redeploy: bool = False) -> Suite:

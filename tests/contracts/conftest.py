@@ -64,3 +64,16 @@ def consumer(accounts: DevAccounts) -> LocalAccount:
 @pytest.fixture
 def campaigns(suite: Suite) -> CampaignFactory:
     return CampaignFactory(suite)
+
+
+@pytest.fixture
+def campaign_id(campaigns: CampaignFactory) -> int:
+    """A funded campaign with the default terms (tests.contracts.helpers.REWARDS), attested by `attester`."""
+    return campaigns.create()
+
+
+@pytest.fixture
+def consented(campaigns: CampaignFactory, consumer: LocalAccount) -> LocalAccount:
+    """The consumer, with every purpose granted to the default brand for 90 days."""
+    campaigns.consent(consumer)
+    return consumer

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 from eth_account import Account
-from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 
 from ledger.contracts import events, transact
@@ -19,7 +18,6 @@ from tests.contracts.helpers import (
     REWARDED_TOPIC,
     REWARDS,
     TOKEN,
-    CampaignFactory,
     account,
     batch_settled,
     evidence,
@@ -30,18 +28,6 @@ from tests.contracts.helpers import (
 )
 
 ADS = int(Purpose.ADS)
-
-
-@pytest.fixture
-def campaign_id(campaigns: CampaignFactory) -> int:
-    return campaigns.create()
-
-
-@pytest.fixture
-def consented(campaigns: CampaignFactory, consumer: LocalAccount) -> LocalAccount:
-    """The consumer, with every purpose granted to the default brand for 90 days."""
-    campaigns.consent(consumer)
-    return consumer
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -4,7 +4,6 @@ behind it."""
 from __future__ import annotations
 
 import pytest
-from eth_account.signers.local import LocalAccount
 
 from ledger.contracts import transact
 from ledger.model import Action, Purpose, RejectReason
@@ -13,7 +12,6 @@ from tests.contracts.helpers import (
     DAY,
     PAID,
     REWARDS,
-    CampaignFactory,
     account,
     batch_settled,
     is_settled,
@@ -22,18 +20,6 @@ from tests.contracts.helpers import (
 )
 
 ADS, EMAIL, PROFILE = int(Purpose.ADS), int(Purpose.EMAIL), int(Purpose.PROFILE)
-
-
-@pytest.fixture
-def campaign_id(campaigns: CampaignFactory) -> int:
-    return campaigns.create()
-
-
-@pytest.fixture
-def consented(campaigns: CampaignFactory, consumer: LocalAccount) -> LocalAccount:
-    """The consumer, with every purpose granted to the default brand for 90 days."""
-    campaigns.consent(consumer)
-    return consumer
 
 
 # --------------------------------------------------------------------------------------------------------

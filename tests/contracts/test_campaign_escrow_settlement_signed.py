@@ -19,21 +19,8 @@ from ledger.errors import (
 from ledger.model import Action
 from ledger.settlement.batch import encode_batch
 from ledger.suite import Suite
-from tests.contracts.helpers import REWARDS, CampaignFactory, batch_settled, reverts, settle_raw
+from tests.contracts.helpers import REWARDS, batch_settled, reverts, settle_raw
 from tests.contracts.signed_behavior import SignedAction, SignedActionBehavior
-
-
-@pytest.fixture
-def campaign_id(campaigns: CampaignFactory) -> int:
-    return campaigns.create()
-
-
-@pytest.fixture
-def consented(campaigns: CampaignFactory, consumer: LocalAccount) -> LocalAccount:
-    """The consumer, with every purpose granted to the default brand for 90 days."""
-    campaigns.consent(consumer)
-    return consumer
-
 
 # --------------------------------------------------------------------------------------------------------
 # who may settle

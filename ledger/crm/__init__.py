@@ -1,0 +1,7 @@
+"""The CRM store: customers and their wallets (``models``), chain-derived rows (``onchain``), dedup
+(``repository``) and erasure (``erasure``). Importing the package registers every table on ``Base.metadata``,
+so foreign keys between the two model modules always resolve."""
+
+from ledger.crm.models import Base
+
+__all__ = ["Base"]

@@ -1,0 +1,162 @@
+"""The CRM and index database: engines for SQLite and PostgreSQL, sessions, migrations, idempotent inserts.
+
+SQLite (the default, a file under data_dir) is set up for one writer and many readers: WAL so readers never
+block the writer, foreign keys on (SQLite leaves them off), a busy timeout so a second writer waits for the
+lock instead of failing, and real transactions: the sqlite3 driver of Python < 3.16 does not BEGIN before DDL
+or SELECT, so DDL would autocommit and SAVEPOINTs would escape the transaction; SQLAlchemy emits BEGIN itself
+instead (its documented recipe). PostgreSQL goes through psycopg 3.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, Engine, Table, create_engine, event, make_url
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.pool import StaticPool
+
+from ledger.errors import ConfigurationError
+from ledger.settings import Settings
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+# A writer waits this long for SQLite's single write lock (an indexer commit of a large range takes seconds).
+SQLITE_BUSY_TIMEOUT_MS = 15_000
+# Serialises concurrent `upgrade` calls (API and indexer starting together) on PostgreSQL; any fixed number works.
+_MIGRATION_LOCK_ID = 0x4164_4C65_6467_6572  # "AdLedger"
+# The key every chain-derived row is unique on: one row per log.
+CHAIN_KEY = ("chain_id", "tx_hash", "log_index")
+#: Connection execution option: start SQLite transactions with BEGIN IMMEDIATE, taking the write lock up front
+#: so a read-then-write transaction cannot fail with SQLITE_BUSY halfway through.
+SQLITE_IMMEDIATE = "adledger_sqlite_immediate"
+
+
+def create_engine_for(settings: Settings, **kwargs: Any) -> Engine:
+    """The engine for ``settings.database_url``; ``kwargs`` go to SQLAlchemy's ``create_engine``."""
+    return engine_from_url(settings.database_url, **kwargs)
+
+
+def engine_from_url(url: str | URL, **kwargs: Any) -> Engine:
+    """An engine for a SQLite or PostgreSQL URL; ``postgresql://`` means psycopg 3, the driver installed."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return _sqlite_engine(parsed, **kwargs)
+    if backend == "postgresql":
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        kwargs.setdefault("pool_pre_ping", True)
+        return create_engine(parsed, **kwargs)
+    raise ConfigurationError(f"unsupported database {parsed.drivername!r}: use sqlite:/// or postgresql+psycopg://")
+
+
+def _sqlite_engine(url: URL, **kwargs: Any) -> Engine:
+    in_memory = url.database in (None, "", ":memory:")
+    if in_memory:
+        # one connection shared by every session, or each would see its own empty database
+        kwargs.setdefault("poolclass", StaticPool)
+        kwargs.setdefault("connect_args", {"check_same_thread": False})
+    else:
+        assert url.database is not None
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # the driver stops issuing BEGIN; _on_begin does it
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA foreign_keys = ON")
+            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            if not in_memory:
+                cursor.execute("PRAGMA journal_mode = WAL")
+                # with WAL, NORMAL survives any process crash; only a power cut can lose the last commits
+                cursor.execute("PRAGMA synchronous = NORMAL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        immediate = connection.get_execution_options().get(SQLITE_IMMEDIATE, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions that keep loaded values after commit, so a caller can return what it just stored."""
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def alembic_config(url: str | URL | None = None) -> Config:
+    """Alembic's configuration built in code (no alembic.ini): migrations ship inside the package.
+
+    ``url`` serves the alembic commands that open their own connection (``command.revision(...,
+    autogenerate=True)``); ``upgrade`` passes its connection instead.
+    """
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if url is not None:
+        rendered = url.render_as_string(hide_password=False) if isinstance(url, URL) else url
+        config.set_main_option("sqlalchemy.url", rendered.replace("%", "%%"))
+    return config
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Migrates the database to ``revision`` in one transaction (DDL is transactional on both engines).
+
+    On SQLite, foreign keys are switched off for the duration: batch migrations rebuild a table by copying it
+    and dropping the original, and with enforcement on that drop would cascade into the referencing rows.
+    """
+    config = alembic_config()
+    is_sqlite = engine.dialect.name == "sqlite"
+    with engine.connect() as connection:
+        if is_sqlite:
+            _sqlite_pragma(connection, "PRAGMA foreign_keys = OFF")
+        try:
+            with connection.execution_options(**{SQLITE_IMMEDIATE: True}).begin():
+                if engine.dialect.name == "postgresql":
+                    connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK_ID})")
+                config.attributes["connection"] = connection
+                command.upgrade(config, revision)
+        finally:
+            if is_sqlite:
+                _sqlite_pragma(connection, "PRAGMA foreign_keys = ON")
+
+
+def _sqlite_pragma(connection: Connection, pragma: str) -> None:
+    """Runs a PRAGMA outside any transaction (inside one, foreign_keys is silently ignored)."""
+    connection.connection.driver_connection.execute(pragma)  # type: ignore[union-attr]
+
+
+def insert_ignoring_duplicates(
+    target: Session | Connection,
+    table: Table | type[DeclarativeBase],
+    rows: Sequence[Mapping[str, Any]],
+    conflict_columns: Sequence[str] = CHAIN_KEY,
+) -> int:
+    """INSERT … ON CONFLICT (conflict_columns) DO NOTHING; returns how many rows were new.
+
+    Re-indexing a range then changes nothing and says so. ``conflict_columns`` must match a unique constraint
+    of the table (the chain key by default). Bulk Core insert: no ORM objects, no per-row round trip.
+    """
+    if not rows:
+        return 0
+    table_ = table if isinstance(table, Table) else table.__table__
+    assert isinstance(table_, Table)
+    dialect = (target.get_bind() if isinstance(target, Session) else target).dialect.name
+    insert: Any
+    if dialect == "postgresql":
+        insert = postgresql.insert
+    elif dialect == "sqlite":
+        insert = sqlite.insert
+    else:
+        raise ConfigurationError(f"insert_ignoring_duplicates supports SQLite and PostgreSQL, not {dialect}")
+    key = [table_.c[name] for name in conflict_columns]
+    statement = insert(table_).on_conflict_do_nothing(index_elements=key).returning(key[0])
+    return len(target.execute(statement, list(rows)).all())

@@ -1,0 +1,161 @@
+"""ledger/db.py: engines for SQLite and PostgreSQL, migrations to head that match the models, idempotent inserts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import CheckConstraint, inspect, select, text
+
+from ledger.crm import Base
+from ledger.crm.models import Touchpoint
+from ledger.db import alembic_config, create_engine_for, insert_ignoring_duplicates, session_factory, upgrade
+from ledger.errors import ConfigurationError
+from ledger.settings import Settings
+from tests.ledger.crm.rows import touchpoint
+from tests.ledger.databases import ENGINES, Database, Databases
+
+HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def _rows(*logs: int) -> list[dict[str, object]]:
+    """Touchpoint rows as the indexer inserts them (Core, no ORM objects)."""
+    rows = []
+    for log in logs:
+        row = touchpoint(log)
+        rows.append(
+            {column.key: getattr(row, column.key) for column in Touchpoint.__table__.columns if column.key != "id"}
+        )
+    return rows
+
+
+class TestCreateEngineFor:
+    def test_defaults_to_a_sqlite_file_in_the_data_dir(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+        monkeypatch.delenv("ADLEDGER_DATABASE_URL", raising=False)
+        settings = Settings(data_dir=tmp_path / "data")
+        assert settings.database_url == f"sqlite:///{tmp_path / 'data' / 'adledger.db'}"
+        engine = create_engine_for(settings)
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        engine.dispose()
+        assert (tmp_path / "data" / "adledger.db").exists()
+
+    def test_takes_the_url_from_the_environment(self, monkeypatch: pytest.MonkeyPatch):
+        monkeypatch.setenv("ADLEDGER_DATABASE_URL", "postgresql+psycopg://someone@db.example:5432/crm")
+        assert Settings().database_url == "postgresql+psycopg://someone@db.example:5432/crm"
+
+    def test_plain_postgresql_urls_use_psycopg_3(self):
+        engine = create_engine_for(Settings(database_url="postgresql://someone@db.example/crm"))
+        assert engine.dialect.driver == "psycopg"
+
+    def test_refuses_an_unsupported_database(self):
+        with pytest.raises(ConfigurationError, match="unsupported database"):
+            create_engine_for(Settings(database_url="mysql://someone@db.example/crm"))
+
+    def test_sqlite_runs_in_wal_with_foreign_keys_and_a_busy_timeout(self, tmp_path: Path):
+        engine = create_engine_for(Settings(database_url=f"sqlite:///{tmp_path / 'a.db'}"))
+        with engine.connect() as connection:
+            pragma = {
+                name: connection.exec_driver_sql(f"PRAGMA {name}").scalar()
+                for name in ("journal_mode", "foreign_keys", "busy_timeout")
+            }
+        engine.dispose()
+        assert pragma == {"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 15_000}
+
+    def test_sqlite_ddl_rolls_back_with_its_transaction(self, tmp_path: Path):
+        """The sqlite3 driver would autocommit DDL; migrations need it transactional."""
+        engine = create_engine_for(Settings(database_url=f"sqlite:///{tmp_path / 'a.db'}"))
+        with engine.connect() as connection:
+            transaction = connection.begin()
+            connection.exec_driver_sql("CREATE TABLE scratch (x INTEGER)")
+            transaction.rollback()
+            assert "scratch" not in inspect(connection).get_table_names()
+        engine.dispose()
+
+
+class TestUpgrade:
+    @pytest.mark.parametrize("kind", ENGINES)
+    def test_migrates_an_empty_database_to_head(self, databases: Databases, kind: str):
+        engine = databases.empty(kind)
+        upgrade(engine)
+        with engine.connect() as connection:
+            assert MigrationContext.configure(connection).get_current_revision() == HEAD
+            assert set(inspect(connection).get_table_names()) == set(Base.metadata.tables) | {"alembic_version"}
+
+    @pytest.mark.parametrize("kind", ENGINES)
+    def test_migrated_schema_matches_the_models(self, databases: Databases, kind: str):
+        engine = databases.empty(kind)
+        upgrade(engine)
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            assert compare_metadata(context, Base.metadata) == []
+            # autogenerate does not compare CHECK constraints; their names must match for later migrations
+            inspector = inspect(connection)
+            for table in Base.metadata.sorted_tables:
+                declared = {c.name for c in table.constraints if isinstance(c, CheckConstraint)}
+                assert {c["name"] for c in inspector.get_check_constraints(table.name)} == declared, table.name
+
+    @pytest.mark.parametrize("kind", ENGINES)
+    def test_upgrading_again_changes_nothing(self, databases: Databases, kind: str):
+        engine = databases.empty(kind)
+        upgrade(engine)
+        upgrade(engine)
+        with engine.connect() as connection:
+            assert MigrationContext.configure(connection).get_current_revision() == HEAD
+
+    @pytest.mark.parametrize("kind", ENGINES)
+    def test_downgrades_to_an_empty_database(self, databases: Databases, kind: str):
+        engine = databases.empty(kind)
+        upgrade(engine)
+        config = alembic_config()
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, "base")
+        assert set(inspect(engine).get_table_names()) == {"alembic_version"}
+
+    def test_sqlite_keeps_foreign_keys_on_after_migrating(self, databases: Databases):
+        engine = databases.empty("sqlite")
+        upgrade(engine)
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            assert connection.exec_driver_sql("PRAGMA foreign_key_check").all() == []
+
+
+class TestInsertIgnoringDuplicates:
+    def test_inserting_the_same_logs_again_inserts_nothing_and_says_so(self, database: Database):
+        with database.sessions.begin() as session:
+            assert insert_ignoring_duplicates(session, Touchpoint, _rows(0, 1, 2)) == 3
+        with database.sessions.begin() as session:
+            assert insert_ignoring_duplicates(session, Touchpoint, _rows(0, 1, 2)) == 0
+        with database.sessions() as session:
+            assert len(session.scalars(select(Touchpoint.id)).all()) == 3
+
+    def test_a_range_served_twice_with_new_logs_inserts_only_the_new(self, database: Database):
+        with database.engine.begin() as connection:
+            assert insert_ignoring_duplicates(connection, Touchpoint.__table__, _rows(0, 1)) == 2
+            assert insert_ignoring_duplicates(connection, Touchpoint.__table__, _rows(1, 2, 3)) == 2
+            assert insert_ignoring_duplicates(connection, Touchpoint.__table__, []) == 0
+        with database.sessions() as session:
+            assert sorted(session.scalars(select(Touchpoint.log_index))) == [0, 1, 2, 3]
+
+    def test_converts_values_through_the_column_types(self, database: Database):
+        row = _rows(0)[0] | {"amount": 2**256 - 1, "consumer": "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"}
+        with database.sessions.begin() as session:
+            insert_ignoring_duplicates(session, Touchpoint, [row])
+        with database.sessions() as session:
+            stored = session.scalars(select(Touchpoint)).one()
+        assert (stored.amount, stored.consumer) == (2**256 - 1, "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed")
+
+
+class TestSessionFactory:
+    def test_objects_keep_their_values_after_commit(self, database: Database):
+        sessions = session_factory(database.engine)
+        with sessions() as session:
+            row = touchpoint(0)
+            session.add(row)
+            session.commit()
+        assert row.amount == 10**18  # no refresh needed: expire_on_commit is off
