@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any, cast
@@ -43,11 +43,11 @@ def artifact_names() -> list[str]:
     return sorted(p.stem for p in ARTIFACTS_DIR.glob("*.json"))
 
 
-def _abi_type(item: dict[str, Any]) -> str:
-    """The canonical ABI type of an input, with tuples expanded (for error selectors)."""
+def canonical_type(item: Mapping[str, Any]) -> str:
+    """The canonical ABI type of an input, with tuples expanded (for selectors, topics and eth_abi)."""
     kind = str(item["type"])
     if kind.startswith("tuple"):
-        inner = ",".join(_abi_type(c) for c in item["components"])
+        inner = ",".join(canonical_type(c) for c in item["components"])
         return f"({inner}){kind[len('tuple') :]}"
     return kind
 
@@ -61,7 +61,7 @@ def _error_table() -> dict[bytes, tuple[type[errors.ContractRevert], list[str]]]
         for item in artifact(name)["abi"]:
             if item["type"] != "error":
                 continue
-            types = [_abi_type(i) for i in item["inputs"]]
+            types = [canonical_type(i) for i in item["inputs"]]
             selector = function_signature_to_4byte_selector(f"{item['name']}({','.join(types)})")
             cls = classes.get(item["name"])
             if cls is not None:

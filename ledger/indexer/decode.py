@@ -20,7 +20,7 @@ from typing import Any
 from eth_abi.abi import decode as abi_decode
 from eth_utils.abi import event_abi_to_log_topic
 
-from ledger.contracts import artifact
+from ledger.contracts import artifact, canonical_type
 from ledger.settlement.records import RewardRecord
 
 INDEXED_CONTRACTS = ("CampaignEscrow", "ConsentRegistry")
@@ -66,13 +66,6 @@ class _EventLayout:
     dynamic_types: tuple[str, ...] | None  # set when the data must go through eth_abi
 
 
-def _canonical(item: Mapping[str, Any]) -> str:
-    kind = str(item["type"])
-    if kind.startswith("tuple"):
-        return "(" + ",".join(_canonical(c) for c in item["components"]) + ")" + kind[len("tuple") :]
-    return kind
-
-
 @cache
 def event_layouts() -> dict[str, _EventLayout]:
     """topic0 (0x-hex) -> how to decode that event, for every event the indexed contracts declare."""
@@ -82,13 +75,13 @@ def event_layouts() -> dict[str, _EventLayout]:
             if item["type"] != "event" or item.get("anonymous"):
                 continue
             inputs = item["inputs"]
-            data_types = [_canonical(i) for i in inputs if not i["indexed"]]
+            data_types = [canonical_type(i) for i in inputs if not i["indexed"]]
             static = all(t in ("uint256", "uint8", "address", "bytes32", "bool") for t in data_types)
             topic = "0x" + event_abi_to_log_topic(item).hex()
             layouts[topic] = _EventLayout(
                 name=item["name"],
                 indexed=tuple((i["name"], i["type"]) for i in inputs if i["indexed"]),
-                data=tuple((i["name"], _canonical(i)) for i in inputs if not i["indexed"]),
+                data=tuple((i["name"], canonical_type(i)) for i in inputs if not i["indexed"]),
                 dynamic_types=None if static else tuple(data_types),
             )
     return layouts
