@@ -71,6 +71,13 @@ class TransactionFailed(ChainError):
         )
 
 
+class ReorgTooDeep(LedgerError):
+    """Raised when the chain reorganised below the indexer's window of block hashes: no common ancestor is known."""
+
+    code = "reorg_too_deep"
+    help = "rebuild with `adledger index --rebuild`"
+
+
 # CRM
 class InvalidContact(LedgerError, ValueError):
     """Raised when an email or phone number cannot be normalised; the message says what is wrong."""

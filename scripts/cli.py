@@ -226,5 +226,53 @@ def bench_gas(
         raise typer.Exit(code=1)
 
 
+@app.command()
+@reports_errors
+def index(
+    follow: bool = typer.Option(False, "--follow", help="Keep polling new heads after catching up (Ctrl-C stops)."),
+    rebuild: bool = typer.Option(False, "--rebuild", help="Drop this chain's indexed rows and start at deployment."),
+    poll: float = typer.Option(2.0, "--poll", min=0.1, help="Seconds between head polls with --follow."),
+    chain: str = typer.Option(None, help="eth-tester, anvil or an http(s):// JSON-RPC URL (default ADLEDGER_CHAIN)."),
+) -> None:
+    """Index the deployed suite's events into the CRM database (reorg-safe, resumable), then print a summary."""
+    import threading
+
+    from rich.progress import BarColumn, Progress, TextColumn
+
+    from ledger.db import create_engine_for, session_factory, upgrade
+    from ledger.indexer.runner import Indexer
+
+    settings = _settings(chain)
+    engine = create_engine_for(settings)
+    upgrade(engine)
+    with connect(settings) as connected, Progress(TextColumn("indexing"), BarColumn(), TextColumn("{task.description}"),
+                                                  console=console, transient=True) as bar:  # fmt: skip
+        suite = Suite.load(connected, settings.deployment_file)
+        task = bar.add_task("", total=None)
+
+        def progress(block: int, target: int, logs: int) -> None:
+            bar.update(task, total=target, completed=block, description=f"block {block:,}/{target:,}, {logs:,} logs")
+
+        indexer = Indexer(connected, suite, session_factory(engine), settings.confirmations, progress=progress)
+        if rebuild:
+            indexer.rebuild()
+            console.print(f"[yellow]dropped the indexed rows of chain {connected.chain_id}[/yellow]: rebuilding")
+        stop = threading.Event()
+        try:
+            if follow:
+                indexer.follow(poll, stop)
+            else:
+                indexer.run_once()
+        except KeyboardInterrupt:
+            stop.set()
+    stats = indexer.stats
+    engine.dispose()
+    last = "nothing new" if stats.last_block is None else f"up to block {stats.last_block:,}"
+    console.print(
+        f"[green]indexed[/green] {stats.logs:,} logs in {stats.pages:,} pages ({last}); "
+        f"{stats.skipped:,} foreign or unknown skipped, {stats.reorgs} reorgs rolled back"
+    )
+
+
 if __name__ == "__main__":
     app()
