@@ -145,19 +145,36 @@ def up(
     serve: bool = typer.Option(True, help="Keep the devnet running after seeding (--no-serve exits)."),
     port: int = PortOption,
 ) -> None:
-    """The main job: start the anvil devnet, deploy the suite, seed the demo campaign, keep serving."""
+    """The main job: anvil devnet, the suite deployed, the demo campaign seeded and indexed into the CRM database;
+    then it keeps serving, the indexer following new blocks, until Ctrl-C."""
+    import threading
+
     settings = _settings("anvil", anvil_port=port)
     with connect(settings) as connected:
         suite = _ensure_suite(connected, settings)
         _print_deployment(suite, settings)
         _run_demo(suite, settings)
-        if serve:
-            url = connected.w3.provider.endpoint_uri  # type: ignore[attr-defined]
-            console.print(f"\n[green]devnet running[/green] at [bold]{url}[/bold]; Ctrl-C stops it (state is kept)")
-            try:
-                _wait_forever()
-            except KeyboardInterrupt:
-                console.print("stopping the devnet …")
+        indexer, engine = _indexer(connected, settings, suite)
+        try:
+            indexer.run_once()
+            _print_index_summary(indexer, settings)
+            if serve:
+                stop = threading.Event()
+                follower = threading.Thread(target=indexer.follow, args=(1.0, stop), name="indexer", daemon=True)
+                follower.start()
+                url = connected.w3.provider.endpoint_uri  # type: ignore[attr-defined]
+                console.print(
+                    f"\n[green]devnet running[/green] at [bold]{url}[/bold], indexer following; "
+                    "Ctrl-C stops both (state is kept)"
+                )
+                try:
+                    _wait_forever()
+                except KeyboardInterrupt:
+                    console.print("stopping the indexer and the devnet …")
+                    stop.set()
+                    follower.join(timeout=10)
+        finally:
+            engine.dispose()
 
 
 def _wait_forever() -> None:
@@ -239,37 +256,49 @@ def index(
 
     from rich.progress import BarColumn, Progress, TextColumn
 
-    from ledger.db import create_engine_for, session_factory, upgrade
-    from ledger.indexer.runner import Indexer
-
     settings = _settings(chain)
-    engine = create_engine_for(settings)
-    upgrade(engine)
-    with connect(settings) as connected, Progress(TextColumn("indexing"), BarColumn(), TextColumn("{task.description}"),
-                                                  console=console, transient=True) as bar:  # fmt: skip
-        suite = Suite.load(connected, settings.deployment_file)
+    progress_columns = (TextColumn("indexing"), BarColumn(), TextColumn("{task.description}"))
+    with connect(settings) as connected, Progress(*progress_columns, console=console, transient=True) as bar:
         task = bar.add_task("", total=None)
 
         def progress(block: int, target: int, logs: int) -> None:
             bar.update(task, total=target, completed=block, description=f"block {block:,}/{target:,}, {logs:,} logs")
 
-        indexer = Indexer(connected, suite, session_factory(engine), settings.confirmations, progress=progress)
-        if rebuild:
-            indexer.rebuild()
-            console.print(f"[yellow]dropped the indexed rows of chain {connected.chain_id}[/yellow]: rebuilding")
-        stop = threading.Event()
+        indexer, engine = _indexer(connected, settings, Suite.load(connected, settings.deployment_file), progress)
         try:
-            if follow:
-                indexer.follow(poll, stop)
-            else:
-                indexer.run_once()
-        except KeyboardInterrupt:
-            stop.set()
+            if rebuild:
+                indexer.rebuild()
+                console.print(f"[yellow]dropped the indexed rows of chain {connected.chain_id}[/yellow]: rebuilding")
+            stop = threading.Event()
+            try:
+                if follow:
+                    indexer.follow(poll, stop)
+                else:
+                    indexer.run_once()
+            except KeyboardInterrupt:
+                stop.set()
+        finally:
+            engine.dispose()
+    _print_index_summary(indexer, settings)
+
+
+def _indexer(
+    connected: Chain, settings: Settings, suite: Suite, progress: Callable[[int, int, int], None] | None = None
+) -> tuple[Any, Any]:
+    """An Indexer on the settings' database (migrated to head first) and the engine to dispose of afterwards."""
+    from ledger.db import create_engine_for, session_factory, upgrade
+    from ledger.indexer.runner import Indexer
+
+    engine = create_engine_for(settings)
+    upgrade(engine)
+    return Indexer(connected, suite, session_factory(engine), settings.confirmations, progress=progress), engine
+
+
+def _print_index_summary(indexer: Any, settings: Settings) -> None:
     stats = indexer.stats
-    engine.dispose()
     last = "nothing new" if stats.last_block is None else f"up to block {stats.last_block:,}"
     console.print(
-        f"[green]indexed[/green] {stats.logs:,} logs in {stats.pages:,} pages ({last}); "
+        f"[green]indexed[/green] {stats.logs:,} logs in {stats.pages:,} pages ({last}) into {settings.database_url}; "
         f"{stats.skipped:,} foreign or unknown skipped, {stats.reorgs} reorgs rolled back"
     )
 

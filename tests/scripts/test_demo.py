@@ -41,6 +41,7 @@ def test_main_job_seeds_the_devnet_and_a_restart_reuses_the_deployment(tmp_path:
     first = runner.invoke(app, ["up", "--no-serve", "--port", "0"])
     assert first.exit_code == 0, first.output
     assert "7 paid, 2 rejected" in first.output
+    assert "indexed 16 logs" in first.output  # the demo's events, now CRM rows
     manifest = (tmp_path / "deployment.json").read_text()
 
     second = runner.invoke(app, ["up", "--no-serve", "--port", "0"])
