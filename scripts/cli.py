@@ -303,5 +303,44 @@ def _print_index_summary(indexer: Any, settings: Settings) -> None:
     )
 
 
+@app.command("reconcile")
+@reports_errors
+def reconcile_command(
+    chain: str = typer.Option(None, help="eth-tester, anvil or an http(s):// JSON-RPC URL (default ADLEDGER_CHAIN)."),
+) -> None:
+    """Compare every chain-derived CRM row with the chain up to the indexer's checkpoint; exit 1 on any difference."""
+    from ledger.db import create_engine_for, session_factory, upgrade
+    from ledger.indexer.reconcile import reconcile
+
+    settings = _settings(chain)
+    with connect(settings) as connected:
+        suite = Suite.load(connected, settings.deployment_file)
+        engine = create_engine_for(settings)
+        try:
+            upgrade(engine)
+            with session_factory(engine)() as session:
+                report = reconcile(connected, suite.deployment, session)
+        finally:
+            engine.dispose()
+    block = "nothing indexed yet" if report.block is None else f"up to block {report.block:,}"
+    counts = Table(title=f"reconcile: chain {report.chain_id}, {block}")
+    for column in ("table", "chain", "database"):
+        counts.add_column(column, justify="left" if column == "table" else "right")
+    for name, count in report.counts.items():
+        style = "" if count.chain == count.db else "red"
+        counts.add_row(name, f"{count.chain:,}", f"{count.db:,}", style=style)
+    console.print(counts)
+    if report.ok:
+        console.print("[green]no differences[/green]: the database matches the chain")
+        return
+    differences = Table(title=f"{len(report.differences)} differences")
+    for column in ("table", "kind", "key", "detail"):
+        differences.add_column(column, overflow="fold")
+    for d in report.differences:
+        differences.add_row(d.table, d.kind, d.key, d.describe())
+    console.print(differences)
+    raise typer.Exit(code=1)
+
+
 if __name__ == "__main__":
     app()

@@ -74,6 +74,77 @@ class IndexStats:
     last_block: int | None = None
 
 
+@dataclass
+class MappedLogs:
+    """What a page of logs becomes: rows per table, created campaigns' terms, and the state keys they touch."""
+
+    rows: dict[type[Any], list[dict[str, Any]]]
+    actions: list[tuple[int, DecodedLog]]
+    campaigns: set[tuple[str, int]]
+    pairs: set[tuple[str, str, str]]
+
+
+def map_logs(chain_id: int, escrow: str, registry: str, logs: list[DecodedLog]) -> MappedLogs:
+    """Maps decoded suite logs to the rows the indexer stores (``customer_id`` aside: linking needs the database).
+
+    ``escrow`` and ``registry`` are the lowercase addresses; every row carries its log's chain key and block.
+    """
+    rows: dict[type[Any], list[dict[str, Any]]] = {t: [] for t in reorg.LOG_TABLES}
+    actions: list[tuple[int, DecodedLog]] = []
+    campaigns: set[tuple[str, int]] = set()
+    pairs: set[tuple[str, str, str]] = set()
+    for log in logs:
+        p = log.position
+        base = {"chain_id": chain_id, "block_number": p.block_number, "block_hash": p.block_hash,
+                "tx_hash": p.tx_hash, "log_index": p.log_index}  # fmt: skip
+        f = log.fields
+        address = escrow if log.contract == "CampaignEscrow" else registry
+        if log.name == "Rewarded":
+            r = log.reward
+            campaigns.add((address, r.campaign_id))
+            rows[Touchpoint].append(base | {
+                "escrow": address, "campaign_id": r.campaign_id, "event_id": r.event_id, "action": r.action,
+                "consumer": f["consumer"], "amount": r.amount, "evidence_hash": f["evidenceHash"],
+                "occurred_at": r.time})  # fmt: skip
+        elif log.name == "Rejected":
+            rows[Rejection].append(base | {
+                "escrow": address, "campaign_id": f["campaignId"], "event_id": f["eventId"],
+                "consumer": f["consumer"], "reason": RejectReason(f["reason"])})  # fmt: skip
+        elif log.name == "Claimed":
+            campaigns.add((address, f["campaignId"]))
+            rows[Claim].append(base | {
+                "escrow": address, "campaign_id": f["campaignId"], "consumer": f["consumer"],
+                "recipient": f["to"], "amount": f["amount"]})  # fmt: skip
+        elif log.name in ("ConsentGranted", "ConsentRevoked"):
+            grant = log.name == "ConsentGranted"
+            pairs.add((address, f["consumer"], f["brand"]))
+            rows[ConsentEvent].append(base | {
+                "registry_address": address, "consumer": f["consumer"], "brand": f["brand"],
+                "change": ConsentChange.GRANT if grant else ConsentChange.REVOKE, "purposes": f["purposes"],
+                "all_purposes": f["allPurposes"], "expires_at": f.get("expiresAt")})  # fmt: skip
+        elif log.name == "CampaignCreated":
+            token, brand, starts, ends = f["terms"][:4]
+            campaigns.add((address, f["campaignId"]))
+            actions.append((f["campaignId"], log))
+            rows[Campaign].append(base | {
+                "escrow": address, "campaign_id": f["campaignId"], "marketer": f["marketer"],
+                "token": f["token"], "brand": str(brand).lower(), "starts_at": starts, "ends_at": ends,
+                "status": CampaignStatus.ACTIVE, "budget": f["budget"], "owed": 0, "refunded": 0,
+                "updated_block": p.block_number})  # fmt: skip
+            rows[CampaignEvent].append(base | {
+                "escrow": address, "campaign_id": f["campaignId"], "kind": CampaignEventKind.CREATED,
+                "account": f["marketer"], "budget": f["budget"]})  # fmt: skip
+        elif log.name in _CAMPAIGN_KINDS:
+            kind = _CAMPAIGN_KINDS[log.name]
+            campaigns.add((address, f["campaignId"]))
+            rows[CampaignEvent].append(base | {
+                "escrow": address, "campaign_id": f["campaignId"], "kind": kind,
+                "account": f.get("funder", f.get("attester")),
+                "amount": f.get("amount", f.get("refund")), "budget": f.get("budget"), "owed": f.get("owed"),
+                "paid_count": f.get("paid"), "rejected_count": f.get("rejected")})  # fmt: skip
+    return MappedLogs(rows, actions, campaigns, pairs)
+
+
 class Indexer:
     """Indexes one deployed suite on one chain into the CRM database."""
 
@@ -200,59 +271,8 @@ class Indexer:
     def _store(self, session: Session, logs: list[DecodedLog]) -> None:
         """Maps a page's logs to rows, inserts them ignoring duplicates and re-folds the state they touch."""
         chain_id = self.chain.chain_id
-        rows: dict[type[Any], list[dict[str, Any]]] = {t: [] for t in reorg.LOG_TABLES}
-        actions: list[tuple[int, DecodedLog]] = []
-        campaigns: set[tuple[str, int]] = set()
-        pairs: set[tuple[str, str, str]] = set()
-        for log in logs:
-            p = log.position
-            base = {"chain_id": chain_id, "block_number": p.block_number, "block_hash": p.block_hash,
-                    "tx_hash": p.tx_hash, "log_index": p.log_index}  # fmt: skip
-            f = log.fields
-            address = self.escrow if log.contract == "CampaignEscrow" else self.registry
-            if log.name == "Rewarded":
-                r = log.reward
-                campaigns.add((address, r.campaign_id))
-                rows[Touchpoint].append(base | {
-                    "escrow": address, "campaign_id": r.campaign_id, "event_id": r.event_id, "action": r.action,
-                    "consumer": f["consumer"], "amount": r.amount, "evidence_hash": f["evidenceHash"],
-                    "occurred_at": r.time})  # fmt: skip
-            elif log.name == "Rejected":
-                rows[Rejection].append(base | {
-                    "escrow": address, "campaign_id": f["campaignId"], "event_id": f["eventId"],
-                    "consumer": f["consumer"], "reason": RejectReason(f["reason"])})  # fmt: skip
-            elif log.name == "Claimed":
-                campaigns.add((address, f["campaignId"]))
-                rows[Claim].append(base | {
-                    "escrow": address, "campaign_id": f["campaignId"], "consumer": f["consumer"],
-                    "recipient": f["to"], "amount": f["amount"]})  # fmt: skip
-            elif log.name in ("ConsentGranted", "ConsentRevoked"):
-                grant = log.name == "ConsentGranted"
-                pairs.add((address, f["consumer"], f["brand"]))
-                rows[ConsentEvent].append(base | {
-                    "registry_address": address, "consumer": f["consumer"], "brand": f["brand"],
-                    "change": ConsentChange.GRANT if grant else ConsentChange.REVOKE, "purposes": f["purposes"],
-                    "all_purposes": f["allPurposes"], "expires_at": f.get("expiresAt")})  # fmt: skip
-            elif log.name == "CampaignCreated":
-                token, brand, starts, ends = f["terms"][:4]
-                campaigns.add((address, f["campaignId"]))
-                actions.append((f["campaignId"], log))
-                rows[Campaign].append(base | {
-                    "escrow": address, "campaign_id": f["campaignId"], "marketer": f["marketer"],
-                    "token": f["token"], "brand": str(brand).lower(), "starts_at": starts, "ends_at": ends,
-                    "status": CampaignStatus.ACTIVE, "budget": f["budget"], "owed": 0, "refunded": 0,
-                    "updated_block": p.block_number})  # fmt: skip
-                rows[CampaignEvent].append(base | {
-                    "escrow": address, "campaign_id": f["campaignId"], "kind": CampaignEventKind.CREATED,
-                    "account": f["marketer"], "budget": f["budget"]})  # fmt: skip
-            elif log.name in _CAMPAIGN_KINDS:
-                kind = _CAMPAIGN_KINDS[log.name]
-                campaigns.add((address, f["campaignId"]))
-                rows[CampaignEvent].append(base | {
-                    "escrow": address, "campaign_id": f["campaignId"], "kind": kind,
-                    "account": f.get("funder", f.get("attester")),
-                    "amount": f.get("amount", f.get("refund")), "budget": f.get("budget"), "owed": f.get("owed"),
-                    "paid_count": f.get("paid"), "rejected_count": f.get("rejected")})  # fmt: skip
+        mapped = map_logs(chain_id, self.escrow, self.registry, logs)
+        rows, actions, campaigns, pairs = mapped.rows, mapped.actions, mapped.campaigns, mapped.pairs
         insert_ignoring_duplicates(session, Campaign, rows[Campaign])
         self._link_customers(session, rows)
         for table in (Touchpoint, Rejection, Claim, ConsentEvent, CampaignEvent):
