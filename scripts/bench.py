@@ -6,30 +6,47 @@ the campaign is already nonzero) and new ones; beside two baselines measured in 
 transfer per engagement in its own transaction, and NaiveEscrow (contracts/mocks). Gas is deterministic: the
 run pins the chain clock, keys and evidence, so the figures are committed in snapshots/gas.json and a test
 compares a fresh run with them exactly.
+
+``index`` (``python -m scripts.bench index [LOGS [PROFILE_DIR]]``): how fast ``Indexer.run_once`` stores Rewarded
+logs into SQLite and PostgreSQL, with peak memory, beside a naive web3 + ORM baseline measured in the same run;
+wall-clock figures, printed, never snapshotted (see ``measure_index``).
 """
 
 from __future__ import annotations
 
+import cProfile
+import gc
 import json
+import os
+import secrets
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO, cast
 
+import psycopg
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils.crypto import keccak
+from sqlalchemy import Engine, func, make_url, select
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
 from web3.types import TxReceipt
 
 from ledger.chain import Chain, connect
 from ledger.contracts import deploy, events, transact
+from ledger.crm.onchain import Touchpoint
+from ledger.db import engine_from_url, session_factory, upgrade
+from ledger.indexer.runner import Indexer
 from ledger.model import Action, Purpose
 from ledger.settings import Settings
 from ledger.settlement.batch import Engagement, encode_batch
+from ledger.settlement.records import RewardRecord
 from ledger.suite import CampaignTerms, Suite
 
 Progress = Callable[[str], None]
@@ -282,9 +299,359 @@ def read_snapshot(path: Path = SNAPSHOT) -> dict[str, int]:
     return {key: int(value) for key, value in data.items()}
 
 
-if __name__ == "__main__":
+# -- index: how fast the indexer turns Rewarded logs into rows -------------------------------------------------
+#
+# A benchmark, not a test: wall-clock figures vary with the machine. One run builds a chain holding ``logs``
+# Rewarded logs (one campaign, AD_VIEW uncapped, ~200 consenting consumers, settle batches of 1,000 sent
+# pre-signed in bulk), then times Indexer.run_once() into a fresh SQLite file and a fresh PostgreSQL schema,
+# beside the naive baseline (web3 get_logs + one ORM insert and commit per row) on a sample.
+
+INDEX_LOGS = 100_000
+INDEX_BATCH = 1_000  # engagements per settle transaction
+INDEX_CONSUMERS = 200  # k = INDEX_BATCH / INDEX_CONSUMERS = 5 engagements per consumer per batch
+INDEX_SETTLE_GAS = 12_000_000  # 1,000 engagements to new consumers ~ 8.8M; two settles fit a 30M block
+INDEX_BASELINE_LOGS = 5_000
+INDEX_SEND_CHUNK = 8  # settle transactions (~40 kB of calldata each) per bulk send
+INDEX_MIN_RATE = 30_000.0  # Rewarded logs/s, into each database
+INDEX_MIN_RATIO = 20.0  # over the naive baseline
+INDEX_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm", encoding="ascii") as statm:
+        return int(statm.read().split()[1]) * _PAGE_SIZE
+
+
+class _PeakRss:
+    """Samples the resident set every few milliseconds in a thread; ``peak_mb`` is the rise over the start.
+
+    RSS, not tracemalloc (which slows Python several-fold): it also counts the database drivers' C allocations.
+    Memory freed by an earlier run and reused by this one does not show as a rise, so runs to compare are done
+    smallest first.
+    """
+
+    def __init__(self, interval: float = 0.002) -> None:
+        self.interval, self.start, self.peak = interval, 0, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak = max(self.peak, _rss_bytes())
+
+    def __enter__(self) -> _PeakRss:
+        gc.collect()
+        self.start = self.peak = _rss_bytes()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss_bytes())
+
+    @property
+    def peak_mb(self) -> float:
+        return (self.peak - self.start) / 2**20
+
+
+@dataclass
+class IndexChain:
+    """The generated chain: where the logs are, and the block after which ``quarter`` Rewarded logs exist."""
+
+    bench: Bench
+    campaign_id: int
+    rewarded: int
+    quarter: int
+    quarter_block: int
+    # (block number, Rewarded logs in that block) in chain order, for picking the baseline's sample range
+    blocks: list[tuple[int, int]]
+
+
+def _sign_settles(bench: Bench, campaign_id: int, batches: Sequence[list[Engagement]], nonce: int) -> list[bytes]:
+    chain, attester = bench.chain, bench.chain.accounts.attester
+    fee = 2 * int(chain.w3.eth.get_block("latest")["baseFeePerGas"]) + 10**9
+    settle = bench.suite.escrow.functions.settle
+    raw = []
+    for i, batch in enumerate(batches):
+        tx = {
+            "to": bench.suite.escrow.address,
+            "data": settle(campaign_id, encode_batch(batch))._encode_transaction_data(),
+            "nonce": nonce + i,
+            "gas": INDEX_SETTLE_GAS,
+            "maxFeePerGas": fee,
+            "maxPriorityFeePerGas": 10**9,
+            "chainId": chain.chain_id,
+        }
+        raw.append(bytes(attester.sign_transaction(tx).raw_transaction))
+    return raw
+
+
+def _generate_logs(chain: Chain, logs: int, progress: Progress) -> IndexChain:
+    """Deploys the suite and settles batches until ``logs`` Rewarded logs exist (a multiple of INDEX_BATCH)."""
+    chain.rpc("evm_setNextBlockTimestamp", [GENESIS_TIME])
+    chain.mine()
+    suite = Suite.deploy(chain)
+    suite.transfer(chain.accounts.deployer, chain.accounts.marketer.address, 100 * BUDGET)
+    bench = Bench(chain, suite, cast(Contract, None), relayer=chain.accounts.deployer)
+    consumers = bench.consumers(INDEX_CONSUMERS)
+    bench.grant_consent(consumers)
+    campaign_id = bench.campaign()  # AD_VIEW only, uncapped; REWARD * logs is far below BUDGET
+    chain.increase_time(ENGAGEMENT_TIME + 100 - chain.latest_timestamp())
+
+    k = INDEX_BATCH // INDEX_CONSUMERS
+    batches = -(-logs // INDEX_BATCH)
+    quarter_batches = max(1, batches // 4)
+    blocks: dict[int, int] = {}
+    quarter_block, rewarded = 0, 0
+    nonce = chain.w3.eth.get_transaction_count(chain.accounts.attester.address, "pending")
+    # Two bulk sends: the first ends exactly at the quarter, so a run can stop there (confirmations).
+    for first, last in ((0, quarter_batches), (quarter_batches, batches)):
+        if first == last:
+            continue
+        progress(f"settling batches {first + 1}-{last} of {batches} ({INDEX_BATCH:,} engagements each)")
+        work = [bench.engagements(consumers, k, b * INDEX_BATCH) for b in range(first, last)]
+        raw = _sign_settles(bench, campaign_id, work, nonce + first)
+        receipts = []
+        for start in range(0, len(raw), INDEX_SEND_CHUNK):  # anvil refuses a JSON-RPC body of many MB
+            receipts += chain.send_raw_batch(raw[start : start + INDEX_SEND_CHUNK])
+        failed = [r for r in receipts if r["status"] != 1]
+        if failed:
+            raise RuntimeError(f"{len(failed)} settle transactions failed")
+        for receipt in receipts:
+            paid = len(events(suite.escrow, "Rewarded", receipt))
+            if paid != INDEX_BATCH:
+                raise RuntimeError(f"expected {INDEX_BATCH} Rewarded logs per settle, got {paid}")
+            number = int(receipt["blockNumber"])
+            blocks[number] = blocks.get(number, 0) + paid
+            rewarded += paid
+        if first == 0:
+            quarter_block = max(blocks)
+    return IndexChain(bench, campaign_id, rewarded, quarter_batches * INDEX_BATCH, quarter_block,
+                      sorted(blocks.items()))  # fmt: skip
+
+
+@contextmanager
+def _database(kind: str, root: Path) -> Iterator[Engine]:
+    """A fresh migrated database: a SQLite file under root, or a uniquely named PostgreSQL schema dropped after."""
+    if kind == "sqlite":
+        engine = engine_from_url(f"sqlite:///{root / f'index-{secrets.token_hex(4)}.db'}")
+        try:
+            upgrade(engine)
+            yield engine
+        finally:
+            engine.dispose()
+        return
+    schema = f"adledger_bench_{secrets.token_hex(6)}"
+    url = make_url(os.environ.get("ADLEDGER_BENCH_POSTGRES_URL", INDEX_POSTGRES_URL))
+    admin_url = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f'CREATE SCHEMA "{schema}"')
+    engine = engine_from_url(url.update_query_dict({"options": f"-csearch_path={schema}"}))
+    try:
+        upgrade(engine)
+        yield engine
+    finally:
+        engine.dispose()
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def _count_touchpoints(engine: Engine) -> int:
+    with engine.connect() as connection:
+        return int(connection.execute(select(func.count()).select_from(Touchpoint)).scalar_one())
+
+
+def _run_indexer(generated: IndexChain, kind: str, root: Path, upto: int | None, profile: Path | None = None
+                 ) -> dict[str, float]:  # fmt: skip
+    """One Indexer.run_once() from the deploy block into a fresh database; up to block ``upto`` (else head)."""
+    chain = generated.bench.chain
+    with _database(kind, root) as engine:
+        confirmations = 0 if upto is None else chain.w3.eth.block_number - upto
+        indexer = Indexer(chain, generated.bench.suite, session_factory(engine), confirmations=confirmations)
+        profiler = cProfile.Profile() if profile is not None else None
+        with _PeakRss() as memory:
+            started = time.perf_counter()
+            if profiler is not None:
+                profiler.enable()
+            stats = indexer.run_once()
+            if profiler is not None:
+                profiler.disable()
+            seconds = time.perf_counter() - started
+        if profiler is not None and profile is not None:
+            profiler.dump_stats(str(profile))
+        rewarded = _count_touchpoints(engine)
+    return {"rewarded": rewarded, "logs": stats.logs, "pages": stats.pages, "seconds": seconds,
+            "rate": rewarded / seconds, "peak_mb": memory.peak_mb}  # fmt: skip
+
+
+def _run_baseline(generated: IndexChain, root: Path, sample: int) -> dict[str, float]:
+    """The naive way: web3's ``contract.events.Rewarded().get_logs()`` over the blocks holding the first
+    ``sample`` Rewarded logs, then for each event one ORM ``Touchpoint`` added and committed on its own."""
+    chain, suite = generated.bench.chain, generated.bench.suite
+    first, last, count = generated.blocks[0][0], generated.blocks[0][0], 0
+    for number, paid in generated.blocks:
+        last, count = number, count + paid
+        if count >= sample:
+            break
+    escrow = suite.escrow.address.lower()
+    with _database("sqlite", root) as engine, _PeakRss() as memory:
+        sessions = session_factory(engine)
+        started = time.perf_counter()
+        entries = suite.escrow.events.Rewarded().get_logs(from_block=first, to_block=last)
+        fetched = time.perf_counter()
+        with sessions() as session:
+            for entry in entries:
+                record = RewardRecord.unpack(int(entry["args"]["record"]))
+                session.add(Touchpoint(
+                    chain_id=chain.chain_id, block_number=int(entry["blockNumber"]),
+                    block_hash="0x" + bytes(entry["blockHash"]).hex(),
+                    tx_hash="0x" + bytes(entry["transactionHash"]).hex(),
+                    log_index=int(entry["logIndex"]), escrow=escrow, campaign_id=record.campaign_id,
+                    event_id=record.event_id, action=record.action, consumer=str(entry["args"]["consumer"]).lower(),
+                    amount=record.amount, evidence_hash="0x" + bytes(entry["args"]["evidenceHash"]).hex(),
+                    occurred_at=record.time))  # fmt: skip
+                session.commit()
+        seconds = time.perf_counter() - started
+        stored = _count_touchpoints(engine)
+    if stored != len(entries) or stored < sample:
+        raise RuntimeError(f"baseline stored {stored} of {len(entries)} logs (wanted {sample})")
+    return {"rewarded": stored, "seconds": seconds, "rate": stored / seconds, "peak_mb": memory.peak_mb,
+            "get_logs_seconds": fetched - started, "insert_seconds": seconds - (fetched - started)}  # fmt: skip
+
+
+def measure_index(
+    logs: int = INDEX_LOGS,
+    progress: Progress = lambda _: None,
+    baseline_logs: int = INDEX_BASELINE_LOGS,
+    postgres: bool = True,
+    profile_dir: Path | None = None,
+) -> dict[str, float]:
+    """Runs the index benchmark on a fresh anvil; returns flat figures by name (see ``print_index_table``).
+
+    Runs, in this order (smallest first, so RSS peaks are not hidden by memory a larger run freed):
+    baseline sample -> SQLite up to logs/4 -> SQLite all -> PostgreSQL up to logs/4 -> PostgreSQL all.
+    ``profile_dir`` set: the full-size runs are repeated under cProfile and their stats written there.
+    """
+    results: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="adledger-bench-index-") as tmp:
+        root = Path(tmp)
+        settings = Settings(chain="anvil", data_dir=root / "data", anvil_state=False)
+        with connect(settings) as chain:
+            started = time.perf_counter()
+            generated = _generate_logs(chain, logs, progress)
+            results["generate.seconds"] = time.perf_counter() - started
+            results["generate.rewarded"] = generated.rewarded
+            results["generate.blocks"] = chain.w3.eth.block_number
+
+            progress(f"baseline: web3 get_logs + one ORM insert/commit per row, {baseline_logs:,} logs, SQLite")
+            for key, value in _run_baseline(generated, root, baseline_logs).items():
+                results[f"baseline.{key}"] = value
+            kinds = ("sqlite", "postgresql") if postgres else ("sqlite",)
+            for kind in kinds:
+                for label, upto in (("quarter", generated.quarter_block), ("full", None)):
+                    progress(f"indexer into {kind}: {'up to the quarter' if upto else 'all'} logs")
+                    for key, value in _run_indexer(generated, kind, root, upto).items():
+                        results[f"{kind}.{label}.{key}"] = value
+            if profile_dir is not None:
+                profile_dir.mkdir(parents=True, exist_ok=True)
+                for kind in kinds:
+                    progress(f"indexer into {kind} under cProfile")
+                    _run_indexer(generated, kind, root, None, profile=profile_dir / f"index-{kind}.prof")
+    return results
+
+
+def index_rows(results: dict[str, float]) -> list[tuple[str, str, str, str, str, str, str]]:
+    """The table's rows: (run, Rewarded logs, seconds, logs/s, peak RSS rise MB, x baseline, target)."""
+    base = results["baseline.rate"]
+    rows = [(
+        "baseline: web3 get_logs + ORM insert/commit per row (SQLite, sample)",
+        f"{int(results['baseline.rewarded']):,}", f"{results['baseline.seconds']:.2f}", f"{base:,.0f}",
+        f"{results['baseline.peak_mb']:.1f}", "1.0x", "-",
+    )]  # fmt: skip
+    for kind in ("sqlite", "postgresql"):
+        for label in ("quarter", "full"):
+            prefix = f"{kind}.{label}."
+            if prefix + "rate" not in results:
+                continue
+            rate = results[prefix + "rate"]
+            target = f">= {INDEX_MIN_RATE:,.0f}/s, >= {INDEX_MIN_RATIO:.0f}x"
+            hit = rate >= INDEX_MIN_RATE and rate / base >= INDEX_MIN_RATIO
+            rows.append((
+                f"Indexer.run_once -> {kind} ({label})", f"{int(results[prefix + 'rewarded']):,}",
+                f"{results[prefix + 'seconds']:.2f}", f"{rate:,.0f}", f"{results[prefix + 'peak_mb']:.1f}",
+                f"{rate / base:.1f}x", f"{target} {'ok' if hit else 'MISSED'}",
+            ))  # fmt: skip
+    return rows
+
+
+def check_index_targets(results: dict[str, float]) -> list[str]:
+    """Every index target the figures miss, as a sentence; empty when all hold."""
+    misses = []
+    base = results["baseline.rate"]
+    for kind in ("sqlite", "postgresql"):
+        full = f"{kind}.full."
+        if full + "rate" not in results:
+            continue
+        rate = results[full + "rate"]
+        if rate < INDEX_MIN_RATE:
+            misses.append(f"{kind}: {rate:,.0f} logs/s < {INDEX_MIN_RATE:,.0f}")
+        if rate / base < INDEX_MIN_RATIO:
+            misses.append(f"{kind}: {rate / base:.1f}x the baseline < {INDEX_MIN_RATIO:.0f}x")
+        quarter, whole = results[f"{kind}.quarter.peak_mb"], results[full + "peak_mb"]
+        # "flat": four times the logs may not cost more than 1.5x the memory (plus 16 MB of noise)
+        if whole > 1.5 * quarter + 16:
+            misses.append(f"{kind}: peak memory grows with the logs ({quarter:.0f} MB at 1/4 -> {whole:.0f} MB)")
+    return misses
+
+
+def print_index_table(results: dict[str, float], out: TextIO = sys.stdout) -> None:
+    """The table, then how the figures were taken and which targets were missed."""
+    header = ("run", "Rewarded logs", "seconds", "logs/s", "peak RSS +MB", "x baseline", "target")
+    rows = [header, *index_rows(results)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    for n, row in enumerate(rows):
+        cells = [
+            cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        print("  ".join(cells), file=out)
+        if n == 0:
+            print("  ".join("-" * w for w in widths), file=out)
+    print(
+        f"\nChain: {int(results['generate.rewarded']):,} Rewarded logs in {int(results['generate.blocks'])} blocks "
+        f"(settle batches of {INDEX_BATCH:,}, {INDEX_CONSUMERS} consumers, anvil), generated in "
+        f"{results['generate.seconds']:.1f}s.\n"
+        "logs/s = Rewarded logs stored / wall time of Indexer.run_once() from the deploy block (fetch, decode, "
+        "write, commit;\nthe indexer also stores the BatchSettled, consent and campaign logs, not counted).\n"
+        f"Baseline: web3 contract.events.Rewarded().get_logs() over the blocks of the first "
+        f"{int(results['baseline.rewarded']):,} logs ({results['baseline.get_logs_seconds']:.2f}s), then per log "
+        f"one ORM Touchpoint session.add + session.commit\n({results['baseline.insert_seconds']:.2f}s) into a "
+        "fresh SQLite file; its rate is per log on that sample, and the ratio compares per-log rates.\n"
+        "peak RSS +MB = highest resident set (sampled every 2 ms) minus the resident set at the start of the run; "
+        "'quarter' indexes\nonly the first quarter of the logs (confirmations stop it there), to check memory is "
+        "flat in the number of logs.",
+        file=out,
+    )
+    for miss in check_index_targets(results):
+        print("MISSED:", miss, file=out)
+
+
+def _main(argv: Sequence[str]) -> None:
+    if argv and argv[0] == "index":
+        logs = int(argv[1]) if len(argv) > 1 else INDEX_LOGS
+        profile = Path(argv[2]) if len(argv) > 2 else None
+        figures_ = measure_index(logs, progress=lambda step: print(step, file=sys.stderr), profile_dir=profile)
+        print_index_table(figures_)
+        return
+    if argv and argv[0] != "gas":
+        raise SystemExit(f"usage: python -m scripts.bench [gas | index [LOGS [PROFILE_DIR]]], not {argv[0]!r}")
     figures = measure_gas(progress=lambda step: print(step, file=sys.stderr))
     write_snapshot(figures)
     print(json.dumps(figures, indent=2))
     for miss in check_targets(figures):
         print("MISSED:", miss, file=sys.stderr)
+
+
+if __name__ == "__main__":
+    _main(sys.argv[1:])

@@ -204,6 +204,22 @@ def _run_demo(suite: Suite, settings: Settings) -> None:
     )
 
 
+@bench_app.command("index")
+@reports_errors
+def bench_index(
+    logs: int = typer.Option(100_000, min=1_000, help="Rewarded logs to generate and index."),
+    postgres: bool = typer.Option(True, help="Also index into PostgreSQL (ADLEDGER_BENCH_POSTGRES_URL)."),
+) -> None:
+    """Index N Rewarded logs from anvil into SQLite and PostgreSQL, beside the web3 + ORM baseline."""
+    from scripts.bench import check_index_targets, measure_index, print_index_table
+
+    with console.status("generating logs on a fresh anvil …") as status:
+        results = measure_index(logs, progress=lambda step: status.update(step), postgres=postgres)
+    print_index_table(results)
+    if check_index_targets(results):
+        raise typer.Exit(code=1)
+
+
 @bench_app.command("gas")
 @reports_errors
 def bench_gas(
