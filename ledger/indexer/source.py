@@ -55,6 +55,7 @@ class LogSource:
     initial_range: int = 2_000
     max_range: int = 50_000
     small_page: int = 2_000  # logs: a page below this lets the range grow
+    max_page_logs: int = 10_000  # logs: a bigger page is split, so memory stays flat however dense the chain
     retries: int = 5
     backoff: float = 0.2  # seconds, doubled each retry
     sleep: Callable[[float], None] = time.sleep
@@ -121,6 +122,8 @@ class LogSource:
             last = min(end, cursor + self.span - 1)
             try:
                 page = self.logs(cursor, last)
+                if len(page) > self.max_page_logs and last > cursor:
+                    raise RangeTooLarge(f"{len(page)} logs in blocks [{cursor}, {last}]")
             except RangeTooLarge:
                 self.span = max(1, (last - cursor + 1) // 2)
                 continue

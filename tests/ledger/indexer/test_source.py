@@ -70,6 +70,13 @@ class TestPages:
         assert all(last - first + 1 <= 4 for first, last, _ in pages)
         assert [b for first, last, _ in pages for b in range(first, last + 1)] == list(range(0, head + 1))
 
+    def test_a_page_with_too_many_logs_is_split_so_memory_stays_flat(self, seeded: tuple[Chain, Suite]):
+        chain, suite = seeded
+        source = _source(chain, suite, initial_range=1_000, max_page_logs=3)
+        pages = list(source.pages(0, source.head()))
+        assert all(len(page) <= 3 or first == last for first, last, page in pages)
+        assert [b for first, last, _ in pages for b in range(first, last + 1)] == list(range(0, source.head() + 1))
+
     def test_small_pages_let_the_range_grow(self, seeded: tuple[Chain, Suite]):
         chain, suite = seeded
         source = _source(chain, suite, initial_range=1, max_range=8)
