@@ -134,6 +134,10 @@ def _sqlite_pragma(connection: Connection, pragma: str) -> None:
     connection.connection.driver_connection.execute(pragma)  # type: ignore[union-attr]
 
 
+# Rows from which a PostgreSQL insert streams through COPY (below it, one INSERT statement is as quick)
+COPY_THRESHOLD = 200
+
+
 def insert_ignoring_duplicates(
     target: Session | Connection,
     table: Table | type[DeclarativeBase],
@@ -157,6 +161,55 @@ def insert_ignoring_duplicates(
         insert = sqlite.insert
     else:
         raise ConfigurationError(f"insert_ignoring_duplicates supports SQLite and PostgreSQL, not {dialect}")
+    if dialect == "postgresql" and len(rows) >= COPY_THRESHOLD:
+        connection = target.connection() if isinstance(target, Session) else target
+        return _copy_ignoring_duplicates(connection, table_, rows, conflict_columns)
     key = [table_.c[name] for name in conflict_columns]
     statement = insert(table_).on_conflict_do_nothing(index_elements=key).returning(key[0])
     return len(target.execute(statement, list(rows)).all())
+
+
+def _copy_ignoring_duplicates(
+    connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]], conflict_columns: Sequence[str]
+) -> int:
+    """PostgreSQL's fast path: COPY into a temporary table, then INSERT ... SELECT ... ON CONFLICT DO NOTHING.
+
+    A multi-row INSERT of thousands of rows spends most of its time in psycopg re-parsing the placeholders of
+    one huge statement (the index benchmark's profile: 17 of 24 s); COPY streams the rows instead. Values go
+    through each column type's bind processor, exactly as a Core insert would convert them.
+    """
+    from psycopg import sql
+
+    columns = list(rows[0])
+    processors = [table.c[name].type.bind_processor(connection.dialect) for name in columns]
+    names = sql.SQL(", ").join(sql.Identifier(name) for name in columns)
+    staging = sql.Identifier(f"staging_{table.name}")
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    with driver.cursor() as cursor:
+        # a bare copy of the columns (no defaults, no constraints), dropped with the transaction
+        cursor.execute(
+            sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
+                staging, names, sql.Identifier(table.name)
+            )
+        )
+        with cursor.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(staging, names)) as copy:
+            for row in rows:
+                copy.write_row(
+                    [
+                        row[name] if process is None else process(row[name])
+                        for name, process in zip(columns, processors, strict=True)
+                    ]
+                )
+        cursor.execute(
+            sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT ({}) DO NOTHING").format(
+                sql.Identifier(table.name),
+                names,
+                names,
+                staging,
+                sql.SQL(", ").join(sql.Identifier(name) for name in conflict_columns),
+            )
+        )
+        inserted = cursor.rowcount
+        cursor.execute(sql.SQL("DROP TABLE {}").format(staging))
+    return int(inserted)

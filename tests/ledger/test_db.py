@@ -13,7 +13,14 @@ from sqlalchemy import CheckConstraint, inspect, select, text
 
 from ledger.crm import Base
 from ledger.crm.models import Touchpoint
-from ledger.db import alembic_config, create_engine_for, insert_ignoring_duplicates, session_factory, upgrade
+from ledger.db import (
+    COPY_THRESHOLD,
+    alembic_config,
+    create_engine_for,
+    insert_ignoring_duplicates,
+    session_factory,
+    upgrade,
+)
 from ledger.errors import ConfigurationError
 from ledger.settings import Settings
 from tests.ledger.crm.rows import touchpoint
@@ -141,6 +148,20 @@ class TestInsertIgnoringDuplicates:
             assert insert_ignoring_duplicates(connection, Touchpoint.__table__, []) == 0
         with database.sessions() as session:
             assert sorted(session.scalars(select(Touchpoint.log_index))) == [0, 1, 2, 3]
+
+    def test_a_large_page_streams_through_copy_and_stays_idempotent(self, database: Database):
+        rows = _rows(*range(COPY_THRESHOLD + 50))
+        rows[7] = rows[7] | {"amount": 2**256 - 1, "consumer": "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"}
+        with database.sessions.begin() as session:
+            assert insert_ignoring_duplicates(session, Touchpoint, rows) == len(rows)
+        with database.sessions.begin() as session:
+            assert insert_ignoring_duplicates(session, Touchpoint, rows) == 0
+            assert insert_ignoring_duplicates(session, Touchpoint, _rows(*range(len(rows) + COPY_THRESHOLD))) == (
+                COPY_THRESHOLD
+            )
+        with database.sessions() as session:
+            stored = session.scalars(select(Touchpoint).where(Touchpoint.log_index == 7)).one()
+        assert (stored.amount, stored.consumer) == (2**256 - 1, "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed")
 
     def test_converts_values_through_the_column_types(self, database: Database):
         row = _rows(0)[0] | {"amount": 2**256 - 1, "consumer": "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"}
