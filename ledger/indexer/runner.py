@@ -287,16 +287,8 @@ class Indexer:
         linked = [r for t in (Touchpoint, Rejection, Claim) for r in rows[t]]
         if not linked:
             return
-        ids = {r["campaign_id"] for r in linked}
         brands = {
-            int(c): str(b)
-            for c, b in session.execute(
-                select(Campaign.campaign_id, Campaign.brand).where(
-                    Campaign.chain_id == self.chain.chain_id,
-                    Campaign.escrow == self.escrow,
-                    Campaign.campaign_id.in_(ids),
-                )
-            )
+            c: str(b) for c, b in self._campaigns_by_id(session, Campaign.brand, {r["campaign_id"] for r in linked})
         }
         wallets = {r["consumer"] for r in linked}
         links = {
@@ -310,20 +302,20 @@ class Indexer:
         for r in linked:
             r["customer_id"] = links.get((brands.get(r["campaign_id"], ""), r["consumer"]))
 
+    def _campaigns_by_id(self, session: Session, column: Any, campaign_ids: set[int]) -> list[tuple[int, Any]]:
+        """(campaign id, ``column``) of this deployment's indexed campaigns among ``campaign_ids``."""
+        query = select(Campaign.campaign_id, column).where(
+            Campaign.chain_id == self.chain.chain_id,
+            Campaign.escrow == self.escrow,
+            Campaign.campaign_id.in_(campaign_ids),
+        )
+        return [(int(c), value) for c, value in session.execute(query)]
+
     def _store_actions(self, session: Session, created: list[tuple[int, DecodedLog]]) -> None:
         """One campaign_actions row per action of each created campaign (the terms' four parallel arrays)."""
         if not created:
             return
-        pks = {
-            int(c): int(i)
-            for c, i in session.execute(
-                select(Campaign.campaign_id, Campaign.id).where(
-                    Campaign.chain_id == self.chain.chain_id,
-                    Campaign.escrow == self.escrow,
-                    Campaign.campaign_id.in_([c for c, _ in created]),
-                )
-            )
-        }
+        pks = {c: int(i) for c, i in self._campaigns_by_id(session, Campaign.id, {c for c, _ in created})}
         rows = []
         for campaign_id, log in created:
             rewards, purposes, lifetime, daily = log.fields["terms"][4:8]

@@ -10,25 +10,17 @@ import pytest
 from sqlalchemy import delete, select, update
 from typer.testing import CliRunner
 
-from ledger.chain import Chain, connect
+from ledger.chain import Chain
 from ledger.crm.onchain import Campaign, Consent, Touchpoint
 from ledger.indexer.reconcile import EXTRA, FIELD, MISSING, STATE, reconcile
 from ledger.indexer.runner import Indexer
 from ledger.model import Action
-from ledger.settings import Settings
 from ledger.suite import Suite
 from scripts.cli import app
 from scripts.demo import run_demo
 from tests.ledger.databases import Database
 
 pytestmark = pytest.mark.anvil
-
-
-@pytest.fixture(scope="module")
-def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Chain, Suite]]:
-    settings = Settings(chain="anvil", data_dir=Path(tmp_path_factory.mktemp("anvil")), anvil_state=False)
-    with connect(settings) as chain:
-        yield chain, Suite.deploy(chain)
 
 
 @pytest.fixture

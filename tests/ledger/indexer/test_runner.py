@@ -6,14 +6,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ledger.chain import Chain, connect
+from ledger.chain import Chain
 from ledger.crm.models import Customer, WalletLink
 from ledger.crm.onchain import (
     Campaign,
@@ -31,7 +30,6 @@ from ledger.indexer import checkpoint, runner
 from ledger.indexer.runner import Indexer
 from ledger.indexer.source import BlockRef
 from ledger.model import CampaignStatus, Purpose
-from ledger.settings import Settings
 from ledger.settlement.records import RewardRecord
 from ledger.suite import Suite
 from scripts.demo import DemoResult, run_demo
@@ -40,13 +38,6 @@ from tests.ledger.databases import Database
 pytestmark = pytest.mark.anvil
 
 LOG_TABLES: tuple[type[Any], ...] = (Touchpoint, Rejection, Claim, ConsentEvent, CampaignEvent)
-
-
-@pytest.fixture(scope="module")
-def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Chain, Suite]]:
-    settings = Settings(chain="anvil", data_dir=Path(tmp_path_factory.mktemp("anvil")), anvil_state=False)
-    with connect(settings) as chain:
-        yield chain, Suite.deploy(chain)
 
 
 @pytest.fixture
