@@ -78,6 +78,51 @@ class ReorgTooDeep(LedgerError):
     help = "rebuild with `adledger index --rebuild`"
 
 
+# Engagement intake (ledger.settlement.outbox)
+class CampaignNotIndexed(LedgerError, LookupError):
+    """Raised when engagements name a campaign the indexer has not stored: a wrong id or escrow, or one so new that
+    its creation is not indexed yet."""
+
+    code = "campaign_not_indexed"
+    help = "check the campaign id; a new campaign takes engagements once the indexer has seen it (a few blocks)"
+
+    def __init__(self, chain_id: int, escrow: str, campaign_id: object) -> None:
+        self.chain_id = chain_id
+        self.escrow = escrow
+        self.campaign_id = campaign_id
+        super().__init__(f"campaign {campaign_id!r} of escrow {escrow} on chain {chain_id} is not indexed")
+
+
+class CampaignNotOpen(LedgerError):
+    """Raised when engagements are reported for a closed campaign: nothing more can be settled in it."""
+
+    code = "campaign_not_open"
+
+    def __init__(self, campaign_id: int, status: str) -> None:
+        self.campaign_id = campaign_id
+        self.status = status
+        super().__init__(f"campaign {campaign_id} is {status}: it takes no more engagements")
+
+
+class TooManyEngagements(LedgerError, ValueError):
+    """Raised when one intake call carries more engagements than ``ledger.settlement.outbox.MAX_PER_CALL``."""
+
+    code = "too_many_engagements"
+    help = "split the engagements over several calls"
+
+
+class EventIdsExhausted(LedgerError):
+    """Raised when a campaign's dense event ids would pass the contract's 48 bits."""
+
+    code = "event_ids_exhausted"
+
+
+class EngagementNotFound(LedgerError, LookupError):
+    """Raised when no accepted engagement has the given campaign and event id."""
+
+    code = "engagement_not_found"
+
+
 # CRM
 class InvalidContact(LedgerError, ValueError):
     """Raised when an email or phone number cannot be normalised; the message says what is wrong."""
@@ -100,6 +145,201 @@ class AmbiguousCustomer(LedgerError):
     def __init__(self, customer_ids: list[int]) -> None:
         self.customer_ids = customer_ids
         super().__init__(f"the email and phone belong to different customers {customer_ids}")
+
+
+class InvalidLinkSignature(LedgerError):
+    """Raised when a wallet-link signature is malformed or was not made by the wallet over this link (another key,
+    customer, brand, nonce, deadline, chain or registry); ``signer`` is what it recovers to, None if nothing."""
+
+    code = "invalid_signature"
+    help = "sign the link with the wallet's own key, for this customer, brand and deployment"
+
+    def __init__(self, wallet: str, signer: str | None, reason: str | None = None) -> None:
+        self.wallet = wallet
+        self.signer = signer
+        super().__init__(reason or f"the link signature was made by {signer}, not by the wallet {wallet}")
+
+
+class LinkExpired(LedgerError):
+    """Raised when a wallet-link signature's deadline (unix seconds) is before ``now``."""
+
+    code = "expired_signature"
+    help = "sign the link again with a later deadline"
+
+    def __init__(self, deadline: int, now: int) -> None:
+        self.deadline = deadline
+        self.now = now
+        super().__init__(f"the link signature expired at {deadline} (now {now})")
+
+
+class LinkNonceUsed(LedgerError):
+    """Raised when the wallet already spent this nonce on a link, even one since unlinked or erased."""
+
+    code = "nonce_used"
+    help = "sign the link again with a fresh nonce"
+
+    def __init__(self, wallet: str, nonce: int) -> None:
+        self.wallet = wallet
+        self.nonce = nonce
+        super().__init__(f"the wallet {wallet} already used link nonce {nonce}")
+
+
+class WalletLinkedElsewhere(LedgerError):
+    """Raised when the wallet is already linked to another customer of the brand, who is not named to the caller."""
+
+    code = "wallet_linked_elsewhere"
+    help = "unlink the wallet from the other customer first"
+
+    def __init__(self, wallet: str, brand: str) -> None:
+        self.wallet = wallet
+        self.brand = brand
+        super().__init__(f"the wallet {wallet} is already linked to another customer of brand {brand}")
+
+
+class InvalidAmount(LedgerError, ValueError):
+    """Raised when a money value is not exact, negative, too large for BIGINT, or in an unknown currency."""
+
+    code = "invalid_amount"
+
+
+class InvalidConversion(LedgerError, ValueError):
+    """Raised when a conversion's source, order ref, customer or time is unusable; the message says which."""
+
+    code = "invalid_conversion"
+
+
+class ConversionConflict(LedgerError):
+    """Raised when (source, order_ref) is already recorded with other values: a stored purchase is never overwritten."""
+
+    code = "conversion_conflict"
+    help = "an order is recorded once per source: correct the row, or give a corrected order another order_ref"
+
+
+class InvalidConversionFile(LedgerError, ValueError):
+    """Raised when a conversions CSV cannot be read as a whole (no header, unknown or missing columns)."""
+
+    code = "invalid_conversion_file"
+    help = "the first line must name order_ref, value, currency, occurred_at, and customer_id, email or phone"
+
+
+# Sign-In with Ethereum (ledger.siwe)
+class SiweError(LedgerError):
+    """Raised, as one of its subclasses, when a Sign-In with Ethereum message does not prove a sign-in."""
+
+    code = "siwe_error"
+
+
+class SiweMalformed(SiweError, ValueError):
+    """Raised when a message's text or a field breaks EIP-4361's grammar; ``line`` (1-based) and ``field`` say
+    where, when known."""
+
+    code = "siwe_malformed"
+    help = "sign the unmodified text of an EIP-4361 message; the error names the line or field at fault"
+
+    def __init__(self, reason: str, *, field: str | None = None, line: int | None = None) -> None:
+        self.reason = reason
+        self.field = field
+        self.line = line
+        location = f"line {line}" if line is not None else ""
+        if field is not None:
+            location = f"{location} ({field})" if location else field
+        super().__init__(f"{location}: {reason}" if location else reason)
+
+
+class SiweInvalidSignature(SiweError):
+    """Raised when a sign-in signature is malformed or was not made by the message's address (EOAs only: ERC-1271
+    contract wallets are not supported); ``signer`` is what it recovers to, None if nothing."""
+
+    code = "siwe_invalid_signature"
+    help = "sign the message's exact text (personal_sign) with the key of the address it names"
+
+    def __init__(self, address: str, signer: str | None, reason: str | None = None) -> None:
+        self.address = address
+        self.signer = signer
+        super().__init__(reason or f"the message was signed by {signer}, not by {address}")
+
+
+class SiweDomainMismatch(SiweError):
+    """Raised when a sign-in message names another domain than the verifier's (a site relaying it, or phishing)."""
+
+    code = "siwe_domain_mismatch"
+    help = "sign a message for this service's domain"
+
+    def __init__(self, *, expected: str, actual: str) -> None:
+        self.expected = expected
+        self.actual = actual
+        super().__init__(f"the message signs in to {actual!r}, not {expected!r}")
+
+
+class SiweUriMismatch(SiweError):
+    """Raised when a sign-in message's URI is not the one the verifier expects."""
+
+    code = "siwe_uri_mismatch"
+    help = "sign a message for this service's sign-in URI"
+
+    def __init__(self, *, expected: str, actual: str) -> None:
+        self.expected = expected
+        self.actual = actual
+        super().__init__(f"the message's URI is {actual!r}, not {expected!r}")
+
+
+class SiweChainMismatch(SiweError):
+    """Raised when a sign-in message is bound to another chain id than the verifier's."""
+
+    code = "siwe_chain_mismatch"
+    help = "switch the wallet to this service's chain and sign again"
+
+    def __init__(self, *, expected: int, actual: int) -> None:
+        self.expected = expected
+        self.actual = actual
+        super().__init__(f"the message is for chain {actual}, not {expected}")
+
+
+class SiweIssuedInFuture(SiweError):
+    """Raised when a sign-in message's Issued At is later than the verifier's clock plus the allowed skew."""
+
+    code = "siwe_issued_in_future"
+    help = "check the wallet's clock, then sign a fresh message"
+
+    def __init__(self, issued_at: str, now: str) -> None:
+        self.issued_at = issued_at
+        self.now = now
+        super().__init__(f"the message says it was issued at {issued_at}, after now ({now})")
+
+
+class SiweExpired(SiweError):
+    """Raised when a sign-in message's Expiration Time is not after the verifier's clock."""
+
+    code = "siwe_expired"
+    help = "request a fresh nonce and sign a new message"
+
+    def __init__(self, expiration_time: str, now: str) -> None:
+        self.expiration_time = expiration_time
+        self.now = now
+        super().__init__(f"the message expired at {expiration_time} (now {now})")
+
+
+class SiweNotYetValid(SiweError):
+    """Raised when a sign-in message's Not Before is after the verifier's clock."""
+
+    code = "siwe_not_yet_valid"
+    help = "wait until the message's Not Before time, or sign one without it"
+
+    def __init__(self, not_before: str, now: str) -> None:
+        self.not_before = not_before
+        self.now = now
+        super().__init__(f"the message is not valid before {not_before} (now {now})")
+
+
+class SiweNonceUsed(SiweError):
+    """Raised when a sign-in message's nonce is unknown to the verifier or already spent (a replay)."""
+
+    code = "siwe_nonce_used"
+    help = "request a fresh nonce from the service and sign a new message"
+
+    def __init__(self, nonce: str) -> None:
+        self.nonce = nonce
+        super().__init__(f"the nonce {nonce!r} is unknown or already used")
 
 
 class ContractRevert(LedgerError):

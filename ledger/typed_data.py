@@ -3,6 +3,13 @@
 The type strings here must equal the contracts' typehashes (a test compares them with the deployed constants).
 Each signature is bound to a chain id and a verifying contract by its domain, and to a nonce and a deadline by
 its message, so it cannot be replayed on another chain, another deployment, or twice.
+
+``Link`` is the one struct no contract verifies: a wallet's proof that it belongs to a CRM customer of a brand,
+checked off chain by ``ledger.crm.links``. It is signed in the ConsentRegistry's domain (``Suite.registry_domain``:
+REGISTRY_DOMAIN_NAME, version "1", the chain id, the deployed registry's address), so a link is bound to one
+deployment like every other signature here, and a view added to the registry later could verify it on chain with
+the same domain separator. Its nonces are unordered (any unused uint256, e.g. ``secrets.randbits(256)``), since
+the database, not a contract, remembers which were used.
 """
 
 from __future__ import annotations
@@ -56,6 +63,13 @@ PERMIT: TypeFields = [
     {"name": "nonce", "type": "uint256"},
     {"name": "deadline", "type": "uint256"},
 ]
+LINK: TypeFields = [
+    {"name": "wallet", "type": "address"},
+    {"name": "customerId", "type": "uint256"},
+    {"name": "brand", "type": "address"},
+    {"name": "nonce", "type": "uint256"},
+    {"name": "deadline", "type": "uint256"},
+]
 
 STRUCTS: dict[str, TypeFields] = {
     "Grant": GRANT,
@@ -63,6 +77,7 @@ STRUCTS: dict[str, TypeFields] = {
     "Settlement": SETTLEMENT,
     "Claim": CLAIM,
     "Permit": PERMIT,
+    "Link": LINK,
 }
 
 
@@ -133,6 +148,10 @@ def claim_message(consumer: str, campaign_ids: list[int], to: str, nonce: int, d
 
 def permit_message(owner: str, spender: str, value: int, nonce: int, deadline: int) -> dict[str, Any]:
     return {"owner": owner, "spender": spender, "value": value, "nonce": nonce, "deadline": deadline}
+
+
+def link_message(wallet: str, customer_id: int, brand: str, nonce: int, deadline: int) -> dict[str, Any]:
+    return {"wallet": wallet, "customerId": customer_id, "brand": brand, "nonce": nonce, "deadline": deadline}
 
 
 def split_signature(signature: bytes) -> tuple[int, bytes, bytes]:

@@ -14,6 +14,10 @@
 - ``IntEnumType``: an IntEnum stored as its integer, as the chain encodes it (actions, reasons, status).
 
 Bad values raise ValueError naming the value (at flush SQLAlchemy wraps it in StatementError, `.orig`).
+
+Each type also binds a whole column at once (``bind_column``, used by ``ledger.db``'s bulk insert): the same
+result as binding value by value, checked with one pass in C over the column where the values are already
+canonical (the indexer's are), and value by value, with the same errors, where they are not.
 """
 
 from __future__ import annotations
@@ -34,6 +38,18 @@ UINT256_DIGITS = len(str(UINT256_MAX))  # 78
 
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 _BYTES32 = re.compile(r"0x[0-9a-fA-F]{64}")
+# a run of canonical values, concatenated: checks a whole column in one match
+_CANONICAL_ADDRESSES = re.compile(r"(?:0x[0-9a-f]{40})*")
+_CANONICAL_BYTES32 = re.compile(r"(?:0x[0-9a-f]{64})*")
+
+
+def _all_canonical(values: list[Any], pattern: re.Pattern[str], length: int) -> bool:
+    """Whether every value is a str matching ``pattern``'s unit of ``length`` characters (None aside)."""
+    present = [value for value in values if value is not None]
+    if not all(type(value) is str for value in present):
+        return False
+    joined = "".join(present)
+    return len(joined) == length * len(present) and pattern.fullmatch(joined) is not None
 
 
 def check_uint256(value: object) -> int:
@@ -98,6 +114,15 @@ class Uint256(TypeDecorator[int]):
             return None
         return int(value)  # exact from Decimal (PostgreSQL) and from the digit string (SQLite)
 
+    def bind_column(self, values: list[Any], dialect: Dialect) -> list[Any]:
+        present = [value for value in values if value is not None]
+        exact = all(type(value) is int for value in present)
+        if not exact or (present and (min(present) < 0 or max(present) > UINT256_MAX)):
+            return [self.process_bind_param(value, dialect) for value in values]  # raises on the bad one
+        if dialect.name == "postgresql":
+            return values  # psycopg sends a Python int into NUMERIC exactly
+        return [None if value is None else f"{value:0{UINT256_DIGITS}d}" for value in values]
+
 
 class Address(TypeDecorator[str]):
     """A 20-byte address as 42-character lowercase ``0x`` text."""
@@ -107,6 +132,11 @@ class Address(TypeDecorator[str]):
 
     def process_bind_param(self, value: str | None, dialect: Dialect) -> Any:
         return None if value is None else normalize_address(value)
+
+    def bind_column(self, values: list[Any], dialect: Dialect) -> list[Any]:
+        if _all_canonical(values, _CANONICAL_ADDRESSES, 42):
+            return values
+        return [self.process_bind_param(value, dialect) for value in values]
 
     def process_result_value(self, value: Any | None, dialect: Dialect) -> str | None:
         return None if value is None else str(value)
@@ -120,6 +150,11 @@ class Bytes32(TypeDecorator[str]):
 
     def process_bind_param(self, value: str | None, dialect: Dialect) -> Any:
         return None if value is None else normalize_bytes32(value)
+
+    def bind_column(self, values: list[Any], dialect: Dialect) -> list[Any]:
+        if _all_canonical(values, _CANONICAL_BYTES32, 66):
+            return values
+        return [self.process_bind_param(value, dialect) for value in values]
 
     def process_result_value(self, value: Any | None, dialect: Dialect) -> str | None:
         return None if value is None else str(value)
@@ -170,6 +205,12 @@ class IntEnumType(TypeDecorator[_E]):
 
     def process_result_value(self, value: Any | None, dialect: Dialect) -> _E | None:
         return None if value is None else self.enum_class(value)
+
+    def bind_column(self, values: list[Any], dialect: Dialect) -> list[Any]:
+        members = {int(member) for member in self.enum_class}
+        if all(type(value) is int and value in members for value in values if value is not None):
+            return values
+        return [self.process_bind_param(value, dialect) for value in values]
 
 
 def utcnow() -> datetime:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
@@ -160,6 +161,7 @@ def up(
             _print_index_summary(indexer, settings)
             if serve:
                 stop = threading.Event()
+                _log_warnings_to(err)
                 follower = threading.Thread(target=indexer.follow, args=(1.0, stop), name="indexer", daemon=True)
                 follower.start()
                 url = connected.w3.provider.endpoint_uri  # type: ignore[attr-defined]
@@ -288,6 +290,7 @@ def index(
             stop = threading.Event()
             try:
                 if follow:
+                    _log_warnings_to(err)  # the follower reports outages and keeps going
                     indexer.follow(poll, stop)
                 else:
                     indexer.run_once()
@@ -296,6 +299,15 @@ def index(
         finally:
             engine.dispose()
     _print_index_summary(indexer, settings)
+
+
+def _log_warnings_to(console_: Console) -> None:
+    """Routes the library's warnings (the indexer's retries while following) to ``console_``."""
+    import logging
+
+    from rich.logging import RichHandler
+
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", handlers=[RichHandler(console=console_)])
 
 
 def _indexer(
@@ -315,7 +327,8 @@ def _print_index_summary(indexer: Any, settings: Settings) -> None:
     last = "nothing new" if stats.last_block is None else f"up to block {stats.last_block:,}"
     console.print(
         f"[green]indexed[/green] {stats.logs:,} logs in {stats.pages:,} pages ({last}) into {settings.database_url}; "
-        f"{stats.skipped:,} foreign or unknown skipped, {stats.reorgs} reorgs rolled back"
+        f"{stats.skipped:,} foreign or unknown skipped, {stats.duplicates:,} served twice, "
+        f"{stats.reorgs} reorgs rolled back"
     )
 
 
@@ -356,6 +369,49 @@ def reconcile_command(
         differences.add_row(d.table, d.kind, d.key, d.describe())
     console.print(differences)
     raise typer.Exit(code=1)
+
+
+conversions_app = typer.Typer(help="Purchases from shops and POS systems (conversions).", no_args_is_help=True)
+app.add_typer(conversions_app, name="conversions")
+
+ConversionsFile = typer.Argument(
+    ..., exists=True, dir_okay=False, readable=True, metavar="FILE", help="CSV: a header row, one purchase per row."
+)
+
+
+@conversions_app.command("import")
+@reports_errors
+def conversions_import(
+    file: Path = ConversionsFile,
+    source: str = typer.Option(
+        ..., "--source", help="The shop or POS the file comes from; with order_ref it makes a re-import change nothing."
+    ),
+) -> None:
+    """Import purchases from a CSV file; each refused row is listed by its line. Exit 0 when every row was imported
+    or already there, 1 when any row was refused or the file cannot be read as a whole (2: usage error)."""
+    from ledger.crm.conversions import import_conversions_csv
+    from ledger.db import create_engine_for, session_factory, upgrade
+
+    settings = _settings()
+    engine = create_engine_for(settings)
+    try:
+        upgrade(engine)
+        report = import_conversions_csv(session_factory(engine), file, source)
+    finally:
+        engine.dispose()
+    console.print(f"conversions from {source!r} in {file}", markup=False, highlight=False, soft_wrap=True)
+    summary = Table(show_header=False)
+    summary.add_column("outcome")
+    summary.add_column("rows", justify="right")
+    summary.add_row("rows read", f"{report.rows_read:,}")
+    summary.add_row("imported", f"{report.imported:,}")
+    summary.add_row("already imported", f"{report.already_imported:,}")
+    summary.add_row("refused", f"{len(report.errors):,}", style="red" if report.errors else "")
+    console.print(summary)
+    for line, message in report.errors:  # the file's own text: printed as is, never as rich markup
+        console.print(f"line {line}: {message}", markup=False, highlight=False, soft_wrap=True)
+    if report.errors:
+        raise typer.Exit(code=1)
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ __all__ = [
     "Rejection",
     "Touchpoint",
     "WalletLink",
+    "WalletLinkNonce",
 ]
 
 
@@ -115,6 +116,16 @@ class WalletLink(Base):
     linked_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     customer: Mapped[Customer] = relationship(back_populates="wallet_links")
+
+
+class WalletLinkNonce(Base):
+    """A nonce a wallet has spent on a link signature. Kept after the link is unlinked or its customer erased, so
+    an old signature cannot link the wallet again; a wallet and a number, nothing that names the person."""
+
+    __tablename__ = "wallet_link_nonces"
+
+    wallet: Mapped[str] = mapped_column(Address(), primary_key=True)
+    nonce: Mapped[int] = mapped_column(Uint256(), primary_key=True)
 
 
 class Conversion(Base):

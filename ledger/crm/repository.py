@@ -114,8 +114,14 @@ def _fill_blanks(customer: Customer, given: dict[str, str | None]) -> None:
             setattr(customer, name, given[name])
 
 
+# customers.id is a 32-bit INTEGER: a larger id names no one (PostgreSQL would refuse to compare it)
+MAX_CUSTOMER_ID = 2**31 - 1
+
+
 def get_customer(session: Session, customer_id: int) -> Customer:
-    """The customer with this id, or CustomerNotFound."""
+    """The customer with this id, or CustomerNotFound (also for ids no row can have)."""
+    if isinstance(customer_id, bool) or not isinstance(customer_id, int) or not 1 <= customer_id <= MAX_CUSTOMER_ID:
+        raise CustomerNotFound(f"no customer has id {customer_id!r}")
     customer = session.get(Customer, customer_id)
     if customer is None:
         raise CustomerNotFound(f"no customer has id {customer_id}")

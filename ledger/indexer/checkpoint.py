@@ -37,9 +37,13 @@ def contract_set_key(addresses: Iterable[str]) -> str:
     return "0x" + keccak(text=",".join(sorted(a.lower() for a in addresses))).hex()
 
 
-def load_cursor(session: Session, chain_id: int, key: str) -> Cursor | None:
-    """The stored cursor for these contracts on this chain, or None before the first page."""
-    row = session.get(IndexCheckpoint, (chain_id, key))
+def load_cursor(session: Session, chain_id: int, key: str, lock: bool = False) -> Cursor | None:
+    """The stored cursor for these contracts on this chain, or None before the first page.
+
+    ``lock`` holds the row until the transaction ends (PostgreSQL's FOR UPDATE; SQLite's BEGIN IMMEDIATE
+    already holds the whole database), so a page is committed onto the cursor it was read after.
+    """
+    row = session.get(IndexCheckpoint, (chain_id, key), with_for_update=lock, populate_existing=lock)
     return None if row is None else Cursor(row.block_number, row.block_hash)
 
 

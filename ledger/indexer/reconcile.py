@@ -1,7 +1,7 @@
 """The auditor's cross-check: every chain-derived CRM row against the chain, differences listed (there should be none).
 
 The suite's logs are read again from the deploy block up to the indexer's checkpoint (rows past it cannot exist
-yet), mapped to rows by the indexer's own ``map_logs`` and compared, keyed by (tx hash, log index) within the
+yet), mapped to rows by the indexer's own ``mapping.map_logs`` and compared, keyed by (tx hash, log index) within the
 chain, with what the database holds for the same contracts: a row the chain has and the database lacks is
 *missing*, one the database has and the chain lacks (left behind by a reorg, or forged) is *extra*, and a column
 that disagrees is a *field* difference with both values. Derived state (each campaign's status, budget and owed,
@@ -26,8 +26,7 @@ from ledger.crm.onchain import Campaign, CampaignEvent, Claim, Consent, ConsentE
 from ledger.errors import ContractRevert
 from ledger.indexer import checkpoint
 from ledger.indexer.checkpoint import Cursor
-from ledger.indexer.decode import DecodedLog, decode_logs
-from ledger.indexer.runner import map_logs
+from ledger.indexer.mapping import map_logs
 from ledger.indexer.source import LogSource
 from ledger.model import CampaignStatus
 from ledger.suite import Deployment
@@ -99,13 +98,12 @@ def _same(db: Any, chain: Any) -> bool:
     return bool(db == chain)
 
 
-def read_logs(chain: Chain, deployment: Deployment, last: int) -> list[DecodedLog]:
-    """The suite's decoded logs from the deploy block to ``last`` (inclusive), in chain order."""
-    escrow, registry = deployment.escrow.lower(), deployment.registry.lower()
-    contracts = {escrow: "CampaignEscrow", registry: "ConsentRegistry"}
-    logs: list[DecodedLog] = []
-    for _, _, raws in LogSource(chain, [escrow, registry]).pages(deployment.deploy_block, last):
-        logs += decode_logs(raws, contracts)[0]
+def read_logs(chain: Chain, deployment: Deployment, last: int) -> list[dict[str, Any]]:
+    """The suite's raw logs from the deploy block to ``last`` (inclusive), in chain order."""
+    source = LogSource(chain, [deployment.escrow.lower(), deployment.registry.lower()], prefetch=0)
+    logs: list[dict[str, Any]] = []
+    for page in source.pages(deployment.deploy_block, last):
+        logs += page.logs
     return logs
 
 
@@ -121,7 +119,8 @@ def reconcile(chain: Chain, deployment: Deployment, session: Session) -> Report:
     logs = read_logs(chain, deployment, last) if last >= deployment.deploy_block else []
     mapped = map_logs(chain_id, escrow, registry, logs)
     for table in TABLES:
-        _compare_table(session, table, mapped.rows[table], chain_id, escrow, registry, report)
+        expected = mapped.touchpoint_dicts() if table is Touchpoint else mapped.rows[table]
+        _compare_table(session, table, expected, chain_id, escrow, registry, report)
     if cursor is not None:
         _compare_campaigns(session, chain, deployment, chain_id, escrow, cursor.number, report)
         pairs = {(c, b) for r, c, b in mapped.pairs if r == registry}
@@ -131,7 +130,7 @@ def reconcile(chain: Chain, deployment: Deployment, session: Session) -> Report:
 
 def _check_cursor(chain: Chain, cursor: Cursor, report: Report) -> None:
     """The checkpoint's block hash must still be the chain's (else a reorg happened that the indexer has not seen)."""
-    block = LogSource(chain, []).block(cursor.number)
+    block = LogSource(chain, [], prefetch=0).block(cursor.number)
     if block.hash != cursor.hash.lower():
         report.differences.append(Difference("index_checkpoints", FIELD, str(cursor.number), "block_hash",
                                              cursor.hash, block.hash))  # fmt: skip

@@ -1,13 +1,16 @@
 """The indexer loop: reorg check, then log pages from the checkpoint to the confirmed head, one transaction each.
 
-Each page's rows, the hashes of its blocks and the moved cursor commit together (BEGIN IMMEDIATE on SQLite), so a
-process killed anywhere resumes from the last committed page with nothing lost and, since every row is keyed by
-(chain id, tx hash, log index) and inserted ignoring duplicates, nothing doubled. Current state (campaigns,
-consents) is re-folded from the event rows a page touched, never patched by deltas.
+Each page's rows, the hashes of its blocks and the moved cursor commit together (BEGIN IMMEDIATE on SQLite, the
+checkpoint row locked on PostgreSQL), so a process killed anywhere resumes from the last committed page with
+nothing lost and, since every row is keyed by (chain id, tx hash, log index) and inserted ignoring duplicates,
+nothing doubled. A page commits only onto the cursor it was read after: if another indexer moved it meanwhile,
+the page is dropped and the run starts again from the stored cursor. Current state (campaigns, consents) is
+folded from the event rows (see ``folds``).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,131 +21,72 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ledger.chain import Chain
+from ledger.crm.links import lock_wallet_links
 from ledger.crm.models import WalletLink
 from ledger.crm.onchain import (
     Campaign,
     CampaignAction,
     CampaignEvent,
-    CampaignEventKind,
     Claim,
     Consent,
-    ConsentChange,
     ConsentEvent,
     Rejection,
     Touchpoint,
 )
-from ledger.db import SQLITE_IMMEDIATE, insert_ignoring_duplicates
+from ledger.db import SQLITE_IMMEDIATE, insert_ignoring_duplicates, insert_rows_ignoring_duplicates
 from ledger.errors import ChainError
 from ledger.indexer import checkpoint, reorg
 from ledger.indexer.checkpoint import DEFAULT_WINDOW, Cursor
-from ledger.indexer.decode import DecodedLog, decode_logs
-from ledger.indexer.source import BlockRef, LogSource
-from ledger.model import Action, CampaignStatus, RejectReason
+from ledger.indexer.decode import TOUCHPOINT_COLUMNS, DecodedLog
+from ledger.indexer.folds import fold_campaigns_forward, refold_consents
+from ledger.indexer.mapping import MappedLogs, map_logs
+from ledger.indexer.source import BlockRef, LogSource, Page
+from ledger.indexer.writer import PageWriter
+from ledger.model import Action
 from ledger.suite import Deployment, Suite
 
 #: (last block indexed, target block, logs indexed so far): what a progress bar needs, and nothing rich-specific.
 Progress = Callable[[int, int, int], None]
 
-_CAMPAIGN_KINDS = {
-    "CampaignFunded": CampaignEventKind.FUNDED,
-    "CampaignPaused": CampaignEventKind.PAUSED,
-    "CampaignUnpaused": CampaignEventKind.UNPAUSED,
-    "CampaignClosed": CampaignEventKind.CLOSED,
-    "AttesterAdded": CampaignEventKind.ATTESTER_ADDED,
-    "AttesterRemoved": CampaignEventKind.ATTESTER_REMOVED,
-    "BatchSettled": CampaignEventKind.BATCH_SETTLED,
-}
-
-
-# A reorg racing a page read is rare and each retry starts with a rollback; three in a row means a chain that
-# will not hold still, which deserves a loud error rather than a spin.
+# A reorg racing a page read is rare and each retry starts with a rollback; three in a row means a chain (or a
+# second indexer) that will not hold still, which deserves a loud error rather than a spin.
 _MOVED_RETRIES = 3
+# The longest pause between attempts while following a node that does not answer.
+FOLLOW_MAX_PAUSE = 60.0
+_log = logging.getLogger(__name__)
+# Wallets looked up per query when linking a page's consumers to customers (well below SQLite's 32,766 limit).
+_LINK_LOOKUP_CHUNK = 5_000
+_TOUCHPOINT_INSERT_COLUMNS = (*TOUCHPOINT_COLUMNS, "customer_id")
+_CUSTOMER_KEY = (TOUCHPOINT_COLUMNS.index("campaign_id"), TOUCHPOINT_COLUMNS.index("consumer"))
 
 
-class _ChainMoved(Exception):
-    """The chain reorganised while a page was read; the page is discarded and the run starts over."""
+class _Moved(Exception):
+    """The chain reorganised while a page was read, or another indexer moved the cursor: the page is discarded
+    and the run starts over from the stored cursor."""
+
+
+@dataclass(frozen=True)
+class _PreparedPage:
+    """A page mapped and checked, waiting for its write: it commits only onto the cursor ``after``."""
+
+    page: Page
+    raws: list[dict[str, Any]]  # the page's logs inside its block range
+    mapped: MappedLogs
+    blocks: list[BlockRef]
+    after: Cursor | None
+    cursor: Cursor
 
 
 @dataclass
 class IndexStats:
     """Counters of one Indexer's life (all runs)."""
 
-    logs: int = 0  # suite logs decoded and written (duplicates included: they are ignored by the database)
-    skipped: int = 0  # logs of foreign contracts or unknown events
+    logs: int = 0  # suite logs decoded and written (re-served ones included: the database ignores them)
+    skipped: int = 0  # logs of foreign contracts, unknown events, malformed, or outside the requested range
+    duplicates: int = 0  # the same log served twice within a page
     pages: int = 0
     reorgs: int = 0
     last_block: int | None = None
-
-
-@dataclass
-class MappedLogs:
-    """What a page of logs becomes: rows per table, created campaigns' terms, and the state keys they touch."""
-
-    rows: dict[type[Any], list[dict[str, Any]]]
-    actions: list[tuple[int, DecodedLog]]
-    campaigns: set[tuple[str, int]]
-    pairs: set[tuple[str, str, str]]
-
-
-def map_logs(chain_id: int, escrow: str, registry: str, logs: list[DecodedLog]) -> MappedLogs:
-    """Maps decoded suite logs to the rows the indexer stores (``customer_id`` aside: linking needs the database).
-
-    ``escrow`` and ``registry`` are the lowercase addresses; every row carries its log's chain key and block.
-    """
-    rows: dict[type[Any], list[dict[str, Any]]] = {t: [] for t in reorg.LOG_TABLES}
-    actions: list[tuple[int, DecodedLog]] = []
-    campaigns: set[tuple[str, int]] = set()
-    pairs: set[tuple[str, str, str]] = set()
-    for log in logs:
-        p = log.position
-        base = {"chain_id": chain_id, "block_number": p.block_number, "block_hash": p.block_hash,
-                "tx_hash": p.tx_hash, "log_index": p.log_index}  # fmt: skip
-        f = log.fields
-        address = escrow if log.contract == "CampaignEscrow" else registry
-        if log.name == "Rewarded":
-            r = log.reward
-            campaigns.add((address, r.campaign_id))
-            rows[Touchpoint].append(base | {
-                "escrow": address, "campaign_id": r.campaign_id, "event_id": r.event_id, "action": r.action,
-                "consumer": f["consumer"], "amount": r.amount, "evidence_hash": f["evidenceHash"],
-                "occurred_at": r.time})  # fmt: skip
-        elif log.name == "Rejected":
-            rows[Rejection].append(base | {
-                "escrow": address, "campaign_id": f["campaignId"], "event_id": f["eventId"],
-                "consumer": f["consumer"], "reason": RejectReason(f["reason"])})  # fmt: skip
-        elif log.name == "Claimed":
-            campaigns.add((address, f["campaignId"]))
-            rows[Claim].append(base | {
-                "escrow": address, "campaign_id": f["campaignId"], "consumer": f["consumer"],
-                "recipient": f["to"], "amount": f["amount"]})  # fmt: skip
-        elif log.name in ("ConsentGranted", "ConsentRevoked"):
-            grant = log.name == "ConsentGranted"
-            pairs.add((address, f["consumer"], f["brand"]))
-            rows[ConsentEvent].append(base | {
-                "registry_address": address, "consumer": f["consumer"], "brand": f["brand"],
-                "change": ConsentChange.GRANT if grant else ConsentChange.REVOKE, "purposes": f["purposes"],
-                "all_purposes": f["allPurposes"], "expires_at": f.get("expiresAt")})  # fmt: skip
-        elif log.name == "CampaignCreated":
-            token, brand, starts, ends = f["terms"][:4]
-            campaigns.add((address, f["campaignId"]))
-            actions.append((f["campaignId"], log))
-            rows[Campaign].append(base | {
-                "escrow": address, "campaign_id": f["campaignId"], "marketer": f["marketer"],
-                "token": f["token"], "brand": str(brand).lower(), "starts_at": starts, "ends_at": ends,
-                "status": CampaignStatus.ACTIVE, "budget": f["budget"], "owed": 0, "refunded": 0,
-                "updated_block": p.block_number})  # fmt: skip
-            rows[CampaignEvent].append(base | {
-                "escrow": address, "campaign_id": f["campaignId"], "kind": CampaignEventKind.CREATED,
-                "account": f["marketer"], "budget": f["budget"]})  # fmt: skip
-        elif log.name in _CAMPAIGN_KINDS:
-            kind = _CAMPAIGN_KINDS[log.name]
-            campaigns.add((address, f["campaignId"]))
-            rows[CampaignEvent].append(base | {
-                "escrow": address, "campaign_id": f["campaignId"], "kind": kind,
-                "account": f.get("funder", f.get("attester")),
-                "amount": f.get("amount", f.get("refund")), "budget": f.get("budget"), "owed": f.get("owed"),
-                "paid_count": f.get("paid"), "rejected_count": f.get("rejected")})  # fmt: skip
-    return MappedLogs(rows, actions, campaigns, pairs)
 
 
 class Indexer:
@@ -163,7 +107,6 @@ class Indexer:
         self.confirmations, self.window, self.progress = confirmations, window, progress
         self.escrow, self.registry = deployment.escrow.lower(), deployment.registry.lower()
         self.addresses = [self.escrow, self.registry]
-        self.contracts = {self.escrow: "CampaignEscrow", self.registry: "ConsentRegistry"}
         self.key = checkpoint.contract_set_key(self.addresses)
         self.source = source or LogSource(chain, self.addresses)
         self.stats = IndexStats()
@@ -171,9 +114,16 @@ class Indexer:
     @contextmanager
     def _transaction(self) -> Iterator[Session]:
         """One write transaction (SQLite: BEGIN IMMEDIATE, so it never fails halfway on a busy lock), committed
-        only if the block exits normally."""
+        only if the block exits normally.
+
+        On PostgreSQL the commit does not wait for the WAL flush (``synchronous_commit = off``, this transaction
+        only): a server crash can lose the last commits, never corrupt them, and since a page's rows and the
+        cursor vouching for them are one transaction, a lost page is simply indexed again from the chain.
+        """
         with self.sessions() as session:
-            session.connection(execution_options={SQLITE_IMMEDIATE: True})
+            connection = session.connection(execution_options={SQLITE_IMMEDIATE: True})
+            if connection.dialect.name == "postgresql":
+                connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
             try:
                 yield session
             except BaseException:
@@ -189,24 +139,43 @@ class Indexer:
             try:
                 self._catch_up()
                 return self.stats
-            except _ChainMoved:
+            except _Moved:
                 continue  # nothing of the page was stored; the reorg check at the top sorts it out
-        raise ChainError("the chain kept reorganising while pages were read; run the indexer again")
+        raise ChainError(
+            "the chain kept reorganising while pages were read, or another indexer is writing the same "
+            "database; run the indexer again"
+        )
 
     def _catch_up(self) -> None:
         cursor = self.check_reorg()
         start = self.deployment.deploy_block if cursor is None else cursor.number + 1
         head = self.source.head()
         target = head - self.confirmations
-        for first, last, raws in self.source.pages(start, target):
-            self._index_page(first, last, raws, head)
-            if self.progress is not None:
-                self.progress(last, target, self.stats.logs)
+        with PageWriter(self._write_page) as writer:
+            for page in self.source.pages(start, target, anchor_from=head - self.window):
+                prepared = self._prepare_page(page, head, cursor)
+                writer.submit(prepared)
+                cursor = prepared.cursor
+                if self.progress is not None:
+                    self.progress(page.last, target, self.stats.logs + len(prepared.raws))
 
     def follow(self, poll_seconds: float, stop_event: threading.Event) -> IndexStats:
-        """Indexes new heads until ``stop_event`` is set, checking for a reorg before every catch-up."""
+        """Indexes new heads until ``stop_event`` is set, checking for a reorg before every catch-up.
+
+        A node that stops answering (ChainError, after the client's own retries) is waited for with a doubling
+        pause up to ``FOLLOW_MAX_PAUSE`` and logged, not fatal: the checkpoint says where to resume. Anything
+        else (a reorg deeper than the window, a database error) stops the follower.
+        """
+        pause = poll_seconds
         while not stop_event.is_set():
-            self.run_once()
+            try:
+                self.run_once()
+            except ChainError as exc:
+                pause = min(FOLLOW_MAX_PAUSE, pause * 2)
+                _log.warning("indexer: %s; retrying in %.0f s from block %s", exc, pause, self.stats.last_block)
+                stop_event.wait(pause)
+                continue
+            pause = poll_seconds
             stop_event.wait(poll_seconds)
         return self.stats
 
@@ -235,72 +204,86 @@ class Indexer:
 
     # -- one page -------------------------------------------------------------------------------------------
 
-    def _index_page(self, first: int, last: int, raws: list[dict[str, Any]], head: int) -> None:
-        near_tip = last >= head - self.window
-        if near_tip:  # read the logs again between two reads of the last header: equal hashes prove one chain
-            before = self.source.block(last)
-            raws = self.source.logs(first, last)
-        logs, skipped = decode_logs(raws, self.contracts)
-        blocks = self._headers(first, last, logs, head)
-        if near_tip and blocks[-1].hash != before.hash:
-            raise _ChainMoved(last)
-        chain_id = self.chain.chain_id
-        with self._transaction() as session:
-            self._store(session, logs)
-            checkpoint.record_blocks(session, chain_id, blocks)
-            checkpoint.save_cursor(session, chain_id, self.addresses, Cursor(last, blocks[-1].hash))
-            checkpoint.prune_blocks(session, chain_id, last, self.window)
-        self.stats.logs += len(logs)
-        self.stats.skipped += skipped
-        self.stats.pages += 1
-        self.stats.last_block = last
+    def _prepare_page(self, page: Page, head: int, after: Cursor | None) -> _PreparedPage:
+        """Maps a page and checks its blocks against the chain (everything but the database write)."""
+        raws = [raw for raw in page.logs if page.first <= int(raw["blockNumber"], 16) <= page.last]
+        mapped = map_logs(self.chain.chain_id, self.escrow, self.registry, raws)
+        blocks = self._headers(page, mapped, head)
+        if page.anchor is not None and blocks[-1].hash != page.anchor.hash:
+            raise _Moved(page.last)  # the last block changed while the logs were read
+        return _PreparedPage(page, raws, mapped, blocks, after, Cursor(page.last, blocks[-1].hash))
 
-    def _headers(self, first: int, last: int, logs: list[DecodedLog], head: int) -> list[BlockRef]:
+    def _write_page(self, prepared: _PreparedPage) -> None:
+        """Stores a prepared page in one transaction, on top of the cursor it was read after (else _Moved)."""
+        chain_id, page, mapped = self.chain.chain_id, prepared.page, prepared.mapped
+        with self._transaction() as session:
+            if checkpoint.load_cursor(session, chain_id, self.key, lock=True) != prepared.after:
+                raise _Moved(page.first)
+            self._store(session, mapped)
+            checkpoint.record_blocks(session, chain_id, prepared.blocks)
+            checkpoint.save_cursor(session, chain_id, self.addresses, prepared.cursor)
+            checkpoint.prune_blocks(session, chain_id, page.last, self.window)
+        self.stats.logs += len(prepared.raws) - mapped.skipped - mapped.duplicates
+        self.stats.skipped += mapped.skipped + len(page.logs) - len(prepared.raws)
+        self.stats.duplicates += mapped.duplicates
+        self.stats.pages += 1
+        self.stats.last_block = page.last
+
+    def _headers(self, page: Page, mapped: MappedLogs, head: int) -> list[BlockRef]:
         """Headers of the page's blocks inside the window (any may become the common ancestor), then its last.
 
         A log whose block hash disagrees with its header means the chain moved under the page: nothing of it is
         stored and the run starts over from the reorg check.
         """
-        hashes = {log.position.block_number: log.position.block_hash for log in logs}
-        numbers = range(max(first, head - self.window), last)  # every block a shallow reorg could fall back to
-        refs = [self.source.block(n) for n in [*numbers, last]]
-        if any(ref.number in hashes and hashes[ref.number] != ref.hash for ref in refs):
-            raise _ChainMoved(last)
+        numbers = range(max(page.first, head - self.window), page.last)  # blocks a shallow reorg could fall to
+        refs = [self.source.block(n) for n in [*numbers, page.last]]
+        checked = {ref.number: ref.hash for ref in refs}
+        seen = {(row[1], row[2]) for row in mapped.touchpoints}
+        seen.update((row["block_number"], row["block_hash"]) for rows in mapped.rows.values() for row in rows)
+        if any(number in checked and checked[number] != block_hash for number, block_hash in seen):
+            raise _Moved(page.last)
         return refs
 
-    def _store(self, session: Session, logs: list[DecodedLog]) -> None:
-        """Maps a page's logs to rows, inserts them ignoring duplicates and re-folds the state they touch."""
+    def _store(self, session: Session, mapped: MappedLogs) -> None:
+        """Inserts a page's rows ignoring duplicates, links them to customers, and folds the state they touch."""
         chain_id = self.chain.chain_id
-        mapped = map_logs(chain_id, self.escrow, self.registry, logs)
-        rows, actions, campaigns, pairs = mapped.rows, mapped.actions, mapped.campaigns, mapped.pairs
+        rows = mapped.rows
         insert_ignoring_duplicates(session, Campaign, rows[Campaign])
-        self._link_customers(session, rows)
-        for table in (Touchpoint, Rejection, Claim, ConsentEvent, CampaignEvent):
+        lock_wallet_links(session, exclusive=False)  # a link committing now would miss this page's rows
+        customers = self._customers(session, mapped)
+        campaign_at, consumer_at = _CUSTOMER_KEY
+        touchpoints = [row + (customers.get((row[campaign_at], row[consumer_at])),) for row in mapped.touchpoints]
+        insert_rows_ignoring_duplicates(session, Touchpoint, _TOUCHPOINT_INSERT_COLUMNS, touchpoints)
+        for row in (*rows[Rejection], *rows[Claim]):
+            row["customer_id"] = customers.get((row["campaign_id"], row["consumer"]))
+        for table in (Rejection, Claim, ConsentEvent, CampaignEvent):
             keys = set().union(*rows[table])  # an executemany binds the first row's keys: give every row all of them
             insert_ignoring_duplicates(session, table, [{k: r.get(k) for k in keys} for r in rows[table]])
-        self._store_actions(session, actions)
-        reorg.refold_campaigns(session, chain_id, campaigns)
-        reorg.refold_consents(session, chain_id, pairs)
+        self._store_actions(session, mapped.actions)
+        fold_campaigns_forward(session, chain_id, mapped.fold_items)
+        refold_consents(session, chain_id, mapped.pairs)
 
-    def _link_customers(self, session: Session, rows: dict[type[Any], list[dict[str, Any]]]) -> None:
-        """Sets customer_id where the consumer's wallet is linked to a customer of the campaign's brand."""
-        linked = [r for t in (Touchpoint, Rejection, Claim) for r in rows[t]]
-        if not linked:
-            return
-        brands = {
-            c: str(b) for c, b in self._campaigns_by_id(session, Campaign.brand, {r["campaign_id"] for r in linked})
-        }
-        wallets = {r["consumer"] for r in linked}
-        links = {
-            (str(b), str(w)): int(c)
-            for b, w, c in session.execute(
-                select(WalletLink.brand, WalletLink.wallet, WalletLink.customer_id).where(
-                    WalletLink.wallet.in_(wallets)
-                )
+    def _customers(self, session: Session, mapped: MappedLogs) -> dict[tuple[int, str], int]:
+        """(campaign id, consumer) -> customer id, where the consumer's wallet is linked to a customer of the
+        campaign's brand; only pairs with a link appear."""
+        campaign_at, consumer_at = _CUSTOMER_KEY
+        pairs = {(row[campaign_at], row[consumer_at]) for row in mapped.touchpoints}
+        pairs.update((r["campaign_id"], r["consumer"]) for t in (Rejection, Claim) for r in mapped.rows[t])
+        if not pairs:
+            return {}
+        brands = {c: str(b) for c, b in self._campaigns_by_id(session, Campaign.brand, {c for c, _ in pairs})}
+        wallets = sorted({consumer for _, consumer in pairs})
+        links: dict[tuple[str, str], int] = {}
+        for start in range(0, len(wallets), _LINK_LOOKUP_CHUNK):
+            chunk = wallets[start : start + _LINK_LOOKUP_CHUNK]
+            query = select(WalletLink.brand, WalletLink.wallet, WalletLink.customer_id).where(
+                WalletLink.wallet.in_(chunk)
             )
-        }
-        for r in linked:
-            r["customer_id"] = links.get((brands.get(r["campaign_id"], ""), r["consumer"]))
+            links.update({(str(b), str(w)): int(c) for b, w, c in session.execute(query)})
+        if not links:
+            return {}
+        found = {(c, w): links.get((brands.get(c, ""), w)) for c, w in pairs}
+        return {pair: customer for pair, customer in found.items() if customer is not None}
 
     def _campaigns_by_id(self, session: Session, column: Any, campaign_ids: set[int]) -> list[tuple[int, Any]]:
         """(campaign id, ``column``) of this deployment's indexed campaigns among ``campaign_ids``."""

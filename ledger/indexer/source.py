@@ -1,36 +1,29 @@
-"""Where the indexer reads the chain: raw eth_getLogs in adaptive block ranges, block headers, retries.
+"""Where the indexer reads the chain: raw eth_getLogs pages sized to the log density, headers, a prefetch.
 
-Raw JSON-RPC (``provider.make_request``) skips web3's result formatters, which cost ~10x the request itself on
-large pages (TOOLCHAIN.md). Ranges halve when a node refuses a large result and grow while pages stay small, so
-one code path serves anvil (no limits), public RPCs (10k-log or 2k-block caps) and everything between. Transient
-failures (timeouts, dropped connections, 429/5xx) are retried with exponential backoff; what still fails
-surfaces as a ChainError, and the caller resumes from its checkpoint.
+Pages are sized by what the last one held: the next range aims at ``target_page_logs`` logs, grows at most 8x
+after a sparse page and shrinks at once after a dense one, starting from a single block, so the first probe of
+an unknown range never fetches its whole history (memory stays flat in the number of logs) and a sparse chain
+still reaches ``max_range`` blocks per request within a few pages. A node that refuses a large result (public
+RPCs cap logs or blocks per request) halves the range; a page above ``max_page_logs`` is split the same way.
+
+Pages are fetched one ahead in a background thread (``prefetch``) while the caller decodes and stores the
+previous one, so the node's time and the indexer's overlap. For a page near the head (``anchor_from``), the
+header of its last block is read before its logs: the caller reads it again afterwards, and equal hashes prove
+the logs came from one chain.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+import contextlib
+import queue
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
-
-from web3.types import RPCEndpoint
 
 from ledger.chain import Chain
 from ledger.errors import ChainError
-
-# How nodes say a log query is too large (geth, erigon, besu, alchemy, infura, quicknode): shrink the range.
-_TOO_LARGE = (
-    "query returned more than",
-    "too many results",
-    "response size",
-    "block range",
-    "range is too large",
-    "limit exceeded",
-    "query timeout",
-)
-# How they say "not now": retry the same request after a pause.
-_TRANSIENT = ("rate limit", "too many requests", "temporarily unavailable", "try again")
+from ledger.indexer.rpc import RpcClient, is_too_large
 
 
 @dataclass(frozen=True)
@@ -42,106 +35,158 @@ class BlockRef:
     parent_hash: str
 
 
+@dataclass(frozen=True)
+class Page:
+    """The raw logs of blocks [first, last]; ``anchor`` is the last block's header read before the logs."""
+
+    first: int
+    last: int
+    logs: list[dict[str, Any]]
+    anchor: BlockRef | None = None
+
+
 class RangeTooLarge(Exception):
     """The node refused a log query for its size; the range should shrink."""
 
 
 @dataclass
 class LogSource:
-    """Raw log pages and headers for a set of contract addresses, with adaptive ranges and retries."""
+    """Raw log pages and headers for a set of contract addresses, with density-sized ranges and retries."""
 
     chain: Chain
     addresses: Sequence[str]
-    initial_range: int = 2_000
+    initial_range: int = 1
     max_range: int = 50_000
-    small_page: int = 2_000  # logs: a page below this lets the range grow
-    max_page_logs: int = 10_000  # logs: a bigger page is split, so memory stays flat however dense the chain
-    retries: int = 5
-    backoff: float = 0.2  # seconds, doubled each retry
-    sleep: Callable[[float], None] = time.sleep
+    target_page_logs: int = 5_000
+    max_page_logs: int = 10_000  # a bigger page is split, so memory stays flat however dense the chain
+    prefetch: int = 1  # pages fetched ahead in a background thread (0: none)
+    rpc: RpcClient | None = None
+    span: int = field(init=False)
 
     def __post_init__(self) -> None:
         self.span = self.initial_range
+        if self.rpc is None:
+            self.rpc = RpcClient(self.chain)
+
+    @property
+    def client(self) -> RpcClient:
+        assert self.rpc is not None
+        return self.rpc
 
     # -- requests -------------------------------------------------------------------------------------------
 
-    def _request(self, method: str, params: list[Any]) -> Any:
-        """One JSON-RPC call, retried on transport errors; an error answer is returned for the caller to judge."""
-        delay = self.backoff
-        for attempt in range(self.retries + 1):
-            try:
-                response = self.chain.w3.provider.make_request(RPCEndpoint(method), params)
-            except (OSError, ValueError, TimeoutError) as exc:  # connection refused/reset, timeouts, bad JSON
-                if attempt == self.retries:
-                    raise ChainError(f"{method} failed after {self.retries + 1} attempts: {exc}") from exc
-                self.sleep(delay)
-                delay *= 2
-                continue
-            error = response.get("error")
-            if error and _is_transient(error) and attempt < self.retries:
-                self.sleep(delay)
-                delay *= 2
-                continue
-            return response
-        raise AssertionError("unreachable")
-
     def head(self) -> int:
         """The latest block number."""
-        return int(self._result("eth_blockNumber", []), 16)
+        return int(self.client.result("eth_blockNumber", []), 16)
 
     def block(self, number: int) -> BlockRef:
         """The header of block ``number`` (hash and parent hash), raising if the node does not have it."""
-        header = self._result("eth_getBlockByNumber", [hex(number), False])
+        header = self.client.result("eth_getBlockByNumber", [hex(number), False])
         if header is None:
             raise ChainError(f"the node has no block {number}")
         return BlockRef(number, str(header["hash"]).lower(), str(header["parentHash"]).lower())
 
-    def _result(self, method: str, params: list[Any]) -> Any:
-        response = self._request(method, params)
-        if "error" in response:
-            raise ChainError(f"{method} answered an error: {response['error']}")
-        return response["result"]
-
     def logs(self, start: int, end: int) -> list[dict[str, Any]]:
         """The raw logs of the addresses in blocks [start, end]; RangeTooLarge when the node refuses the size."""
         query = {"fromBlock": hex(start), "toBlock": hex(end), "address": list(self.addresses)}
-        response = self._request("eth_getLogs", [query])
+        response = self.client.request("eth_getLogs", [query])
         error = response.get("error")
         if error:
-            if _is_too_large(error) and end > start:
+            if is_too_large(error) and end > start:
                 raise RangeTooLarge(str(error))
             raise ChainError(f"eth_getLogs [{start}, {end}] answered an error: {error}")
-        return list(response["result"])
+        result = response.get("result")
+        if not isinstance(result, list):
+            raise ChainError(f"eth_getLogs [{start}, {end}] answered {type(result).__name__}, not a list of logs")
+        return result
 
     # -- paging ---------------------------------------------------------------------------------------------
 
-    def pages(self, start: int, end: int) -> Iterator[tuple[int, int, list[dict[str, Any]]]]:
-        """(first block, last block, logs) pages covering [start, end] in order, sized adaptively."""
+    def pages(self, start: int, end: int, anchor_from: int | None = None) -> Iterator[Page]:
+        """Pages covering [start, end] in order; pages ending at or above ``anchor_from`` carry an anchor."""
+        pages = self._pages(start, end, anchor_from)
+        if self.prefetch <= 0:
+            yield from pages
+            return
+        with _Prefetch(pages, self.prefetch) as ahead:
+            yield from ahead
+
+    def _pages(self, start: int, end: int, anchor_from: int | None) -> Iterator[Page]:
         cursor = start
         while cursor <= end:
             last = min(end, cursor + self.span - 1)
+            anchor = self.block(last) if anchor_from is not None and last >= anchor_from else None
             try:
-                page = self.logs(cursor, last)
-                if len(page) > self.max_page_logs and last > cursor:
-                    raise RangeTooLarge(f"{len(page)} logs in blocks [{cursor}, {last}]")
+                logs = self.logs(cursor, last)
             except RangeTooLarge:
                 self.span = max(1, (last - cursor + 1) // 2)
                 continue
-            yield cursor, last, page
-            if len(page) < self.small_page and self.span < self.max_range:
-                self.span = min(self.max_range, self.span * 2)
+            blocks = last - cursor + 1
+            if len(logs) > self.max_page_logs and blocks > 1:
+                self.span = max(1, min(blocks // 2, blocks * self.target_page_logs // len(logs)))
+                continue
+            yield Page(cursor, last, logs, anchor)
+            self.span = self._next_span(blocks, len(logs))
             cursor = last + 1
 
-
-def _message(error: Any) -> str:
-    return str(error.get("message", error) if isinstance(error, dict) else error).lower()
-
-
-def _is_too_large(error: Any) -> bool:
-    code = error.get("code") if isinstance(error, dict) else None
-    return code == -32005 or any(phrase in _message(error) for phrase in _TOO_LARGE)
+    def _next_span(self, blocks: int, count: int) -> int:
+        """The range aiming at ``target_page_logs`` at the density just seen, growing at most 8x a page."""
+        grown = min(self.max_range, blocks * 8)
+        if count == 0:
+            return grown
+        return max(1, min(grown, blocks * self.target_page_logs // count))
 
 
-def _is_transient(error: Any) -> bool:
-    code = error.get("code") if isinstance(error, dict) else None
-    return not _is_too_large(error) and (code == 429 or any(phrase in _message(error) for phrase in _TRANSIENT))
+_DONE = object()
+
+
+class _Prefetch:
+    """Runs a page iterator in a daemon thread, ``depth`` pages ahead; re-raises its errors in the reader.
+
+    Leaving the ``with`` block (normally, on an error, or when the reader stops early) stops the thread.
+    """
+
+    def __init__(self, pages: Iterator[Page], depth: int) -> None:
+        self._pages = pages
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="adledger-log-prefetch", daemon=True)
+
+    def __enter__(self) -> Iterator[Page]:
+        self._thread.start()
+        return self._read()
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        while self._thread.is_alive():  # unblock a producer waiting on a full queue
+            with contextlib.suppress(queue.Empty):
+                self._queue.get(timeout=0.05)
+        self._thread.join()
+
+    def _run(self) -> None:
+        try:
+            for page in self._pages:
+                if not self._put(page):
+                    return
+            self._put(_DONE)
+        except BaseException as exc:  # handed to the reader, who raises it
+            self._put(exc)
+
+    def _put(self, item: object) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _read(self) -> Iterator[Page]:
+        while True:
+            item = self._queue.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            assert isinstance(item, Page)
+            yield item

@@ -69,6 +69,19 @@ class TestTypehash:
             "Claim(address consumer,uint256[] campaignIds,address to,uint256 nonce,uint256 deadline)"
         )
 
+    def test_link_type_string(self):
+        # no contract verifies a Link (ledger.crm.links does, off chain), so there is no deployed typehash to compare
+        assert typed_data.type_string("Link") == (
+            "Link(address wallet,uint256 customerId,address brand,uint256 nonce,uint256 deadline)"
+        )
+        message = typed_data.link_message(SIGNER.address, 12, BRAND, 7, 1_900_000_000)
+        assert typed_data.signable(SAMPLE_DOMAIN, "Link", message).body == keccak(
+            typed_data.typehash("Link")
+            + encode(
+                ["address", "uint256", "address", "uint256", "uint256"], [SIGNER.address, 12, BRAND, 7, 1_900_000_000]
+            )
+        )
+
     def test_the_struct_hash_eth_account_signs_uses_the_same_typehash(self):
         # A disagreement between type_string and what eth_account hashes would make every signature invalid.
         message = typed_data.grant_message(SIGNER.address, BRAND, 3, 2_000_000_000, 7, 1_900_000_000)
@@ -126,6 +139,12 @@ class TestDomainSeparator:
             "verifyingContract": verifying_contract,
         }
 
+    def test_a_link_is_signed_in_the_registrys_domain(self, suite: Suite):
+        # what lets a view added to the registry later verify a stored link with its own DOMAIN_SEPARATOR
+        message = typed_data.link_message(SIGNER.address, 1, BRAND, 0, 1_900_000_000)
+        onchain = bytes(suite.registry.functions.DOMAIN_SEPARATOR().call())
+        assert typed_data.signable(suite.registry_domain, "Link", message).header == onchain
+
     def test_token_domain_separator_matches_the_permit_domain(self, suite: Suite):
         domain = typed_data.Domain(TOKEN_NAME, suite.chain.chain_id, suite.token.address)
         assert domain_separator(domain) == bytes(suite.token.functions.DOMAIN_SEPARATOR().call())
@@ -169,6 +188,7 @@ class TestSign:
             ("Settlement", typed_data.settlement_message(SIGNER.address, 1, b"\x00" * 65, 0, 1_900_000_000)),
             ("Claim", typed_data.claim_message(SIGNER.address, [1, 2], BRAND, 0, 1_900_000_000)),
             ("Permit", typed_data.permit_message(SIGNER.address, BRAND, 10**18, 0, 1_900_000_000)),
+            ("Link", typed_data.link_message(SIGNER.address, 12, BRAND, 2**255, 1_900_000_000)),
         ],
     )
     def test_a_signature_recovers_to_the_signer(self, primary, message):

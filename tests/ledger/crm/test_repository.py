@@ -106,3 +106,8 @@ class TestGetCustomer:
     def test_an_unknown_id_is_customer_not_found(self, session: Session):
         with pytest.raises(CustomerNotFound, match="42"):
             get_customer(session, 42)
+
+    @pytest.mark.parametrize("customer_id", [0, -1, 2**31, 2**63, 2**256])
+    def test_an_id_no_row_can_have_is_customer_not_found_not_a_database_error(self, session: Session, customer_id):
+        with pytest.raises(CustomerNotFound):
+            get_customer(session, customer_id)

@@ -9,7 +9,16 @@ from eth_utils.address import to_checksum_address
 from web3.logs import DISCARD
 
 from ledger.contracts import transact
-from ledger.indexer.decode import DecodedLog, decode_log, decode_logs, event_layouts, topics_of
+from ledger.indexer.decode import (
+    DecodedLog,
+    decode_log,
+    decode_logs,
+    event_layouts,
+    rewarded_row,
+    rewarded_topic,
+    topics_of,
+)
+from ledger.indexer.mapping import map_logs
 from ledger.model import Action, Purpose
 from ledger.suite import Suite
 from tests.contracts import conftest as contract_fixtures
@@ -118,17 +127,50 @@ class TestDecodeLog:
     def test_raw_json_rpc_hex_strings_decode_like_formatted_values(self, activity: tuple[Suite, int]):
         suite, start = activity
         formatted = next(r for r in _raw_logs(suite, start) if r["address"].lower() == suite.escrow.address.lower())
-        raw = {
-            "address": formatted["address"].lower(),
-            "topics": ["0x" + bytes(t).hex() for t in formatted["topics"]],
-            "data": "0x" + bytes(formatted["data"]).hex(),
-            "blockNumber": hex(formatted["blockNumber"]),
-            "blockHash": "0x" + bytes(formatted["blockHash"]).hex(),
-            "transactionHash": "0x" + bytes(formatted["transactionHash"]).hex(),
-            "transactionIndex": hex(formatted["transactionIndex"]),
-            "logIndex": hex(formatted["logIndex"]),
-        }
+        raw = _as_json_rpc(formatted)
         assert decode_log(raw, _contracts(suite)) == decode_log(formatted, _contracts(suite))
+
+    def test_the_rewarded_fast_path_gives_the_general_decoders_row(self, activity: tuple[Suite, int]):
+        suite, start = activity
+        escrow = suite.escrow.address.lower()
+        formatted = [r for r in _raw_logs(suite, start) if decode_log(r, _contracts(suite)) is not None]
+        raws = [_as_json_rpc(r) for r in formatted]
+        rewarded = [(f, r) for f, r in zip(formatted, raws, strict=True) if r["topics"][0] == rewarded_topic()]
+        assert len(rewarded) == 2  # one of the four engagements is rejected
+        for formatted_log, raw in rewarded:
+            fast = rewarded_row(raw, suite.chain.chain_id, escrow)
+            assert rewarded_row(formatted_log, suite.chain.chain_id, escrow) is None  # HexBytes: general path
+            general = map_logs(suite.chain.chain_id, escrow, suite.registry.address.lower(), [formatted_log])
+            assert fast is not None and [fast] == general.touchpoints
+        one = rewarded[0][1]
+        for broken in (
+            {**one, "data": one["data"] + "00"},
+            {**one, "address": suite.registry.address.lower()},
+            {**one, "topics": [one["topics"][0], "0x" + "ff" * 32]},  # not an address topic
+            {**one, "blockHash": one["blockHash"][:-2]},
+        ):
+            assert rewarded_row(broken, suite.chain.chain_id, escrow) is None
+
+    def test_a_log_served_twice_maps_once(self, activity: tuple[Suite, int]):
+        suite, start = activity
+        raws = [_as_json_rpc(r) for r in _raw_logs(suite, start)]
+        mapped = map_logs(suite.chain.chain_id, suite.escrow.address.lower(), suite.registry.address.lower(),
+                          raws + raws)  # fmt: skip
+        assert mapped.duplicates == len(raws) and len(mapped.touchpoints) == 2
+
+
+def _as_json_rpc(formatted: dict[str, Any]) -> dict[str, Any]:
+    """A web3-formatted log as a node's raw JSON-RPC answer has it (lowercase hex strings)."""
+    return {
+        "address": formatted["address"].lower(),
+        "topics": ["0x" + bytes(t).hex() for t in formatted["topics"]],
+        "data": "0x" + bytes(formatted["data"]).hex(),
+        "blockNumber": hex(formatted["blockNumber"]),
+        "blockHash": "0x" + bytes(formatted["blockHash"]).hex(),
+        "transactionHash": "0x" + bytes(formatted["transactionHash"]).hex(),
+        "transactionIndex": hex(formatted["transactionIndex"]),
+        "logIndex": hex(formatted["logIndex"]),
+    }
 
 
 class TestLayouts:

@@ -12,7 +12,9 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from ledger import typed_data
 from ledger.chain import Chain
+from ledger.crm.links import link_wallet, lock_wallet_links
 from ledger.crm.models import Customer, WalletLink
 from ledger.crm.onchain import (
     Campaign,
@@ -25,10 +27,12 @@ from ledger.crm.onchain import (
     Rejection,
     Touchpoint,
 )
-from ledger.errors import ReorgTooDeep
+from ledger.crm.repository import upsert_customer
+from ledger.db import SQLITE_IMMEDIATE
+from ledger.errors import ChainError, ReorgTooDeep
 from ledger.indexer import checkpoint, runner
 from ledger.indexer.runner import Indexer
-from ledger.indexer.source import BlockRef
+from ledger.indexer.source import BlockRef, LogSource
 from ledger.model import CampaignStatus, Purpose
 from ledger.settlement.records import RewardRecord
 from ledger.suite import Suite
@@ -177,6 +181,59 @@ class TestCatchUp:
         with database.sessions() as session:
             _assert_db_equals_chain(session, suite)
 
+    def test_follow_waits_out_a_node_that_stops_answering(self, suite: Suite, database: Database, monkeypatch):
+        run_demo(suite)
+        indexer = _indexer(suite, database)
+        real, stop, pauses = indexer.run_once, threading.Event(), []
+        outages = iter([ChainError("eth_blockNumber failed after 6 attempts"), ChainError("still down")])
+
+        def flaky() -> Any:
+            outage = next(outages, None)
+            if outage is not None:
+                raise outage
+            stats = real()
+            stop.set()
+            return stats
+
+        monkeypatch.setattr(indexer, "run_once", flaky)
+        monkeypatch.setattr(stop, "wait", lambda seconds: pauses.append(seconds))
+        indexer.follow(1.0, stop)
+        assert pauses == [2.0, 4.0, 1.0]  # doubling while down, the poll interval again once it answers
+        with database.sessions() as session:
+            _assert_db_equals_chain(session, suite)
+
+
+class TestWalletLinks:
+    def test_a_link_made_while_the_indexer_writes_attaches_every_row_of_the_page(
+        self, suite: Suite, database: Database
+    ):
+        """The indexer and linking exclude each other (on PostgreSQL by an advisory lock; SQLite's write lock
+        does it there), so a link committed during a page's write cannot miss that page's rows."""
+        run_demo(suite)
+        alice, brand = suite.chain.accounts.consumers[0], suite.chain.accounts.marketer.address
+        with database.sessions() as session:
+            customer, _ = upsert_customer(session, email="alice@example.com")
+            session.commit()
+        linker = database.sessions()
+        linker.connection(execution_options={SQLITE_IMMEDIATE: True})  # the writer lock first, as the API will
+        lock_wallet_links(linker, exclusive=True)
+        indexing = threading.Thread(target=_indexer(suite, database).run_once)
+        indexing.start()
+        indexing.join(0.5)
+        assert indexing.is_alive()  # waiting for the link's transaction
+        deadline = int(time.time()) + 600
+        message = typed_data.link_message(alice.address, customer.id, brand, 1, deadline)
+        signature = typed_data.sign(alice, suite.registry_domain, "Link", message)
+        link_wallet(linker, customer_id=customer.id, brand=brand, wallet=alice.address, nonce=1, deadline=deadline,
+                    signature=signature, domain=suite.registry_domain)  # fmt: skip
+        linker.commit()
+        linker.close()
+        indexing.join(20)
+        with database.sessions() as session:
+            rows = session.execute(select(Touchpoint.customer_id).where(Touchpoint.consumer == alice.address.lower()))
+            attached = [customer_id for (customer_id,) in rows]
+        assert attached and set(attached) == {customer.id}
+
 
 class TestReorgs:
     def test_a_reorg_that_removes_rewarded_blocks_removes_their_touchpoints(self, suite: Suite, database: Database):
@@ -279,7 +336,7 @@ class TestReorgs:
 
         monkeypatch.setattr(indexer.source, "block", first_read_sees_another_chain)
         indexer.run_once()
-        assert moved and indexer.stats.pages == 1
+        assert moved and indexer.stats.last_block == suite.chain.w3.eth.block_number
         with database.sessions() as session:
             _assert_db_equals_chain(session, suite)
 
@@ -289,8 +346,8 @@ class TestCrash:
         self, suite: Suite, database: Database, monkeypatch: pytest.MonkeyPatch
     ):
         run_demo(suite)
-        indexer = _indexer(suite, database)
-        indexer.source.span = 1  # one block per page at first (the span grows after each small page)
+        addresses = [suite.deployment.escrow.lower(), suite.deployment.registry.lower()]
+        indexer = _indexer(suite, database, source=LogSource(suite.chain, addresses, max_range=1))  # a block a page
         real = checkpoint.save_cursor
         crashed: list[int] = []
 

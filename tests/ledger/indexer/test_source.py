@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from ledger.chain import Chain, connect
 from ledger.errors import ChainError
 from ledger.indexer.decode import decode_logs
+from ledger.indexer.rpc import RpcClient
 from ledger.indexer.source import LogSource, RangeTooLarge
 from ledger.settings import Settings
 from ledger.suite import Suite
@@ -30,7 +33,7 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Chain, Su
 
 
 def _source(chain: Chain, suite: Suite, **options: Any) -> LogSource:
-    return LogSource(chain, [suite.escrow.address, suite.registry.address], sleep=lambda _: None, **options)
+    return LogSource(chain, [suite.escrow.address, suite.registry.address], **options)
 
 
 def _contracts(suite: Suite) -> dict[str, str]:
@@ -43,9 +46,9 @@ class TestPages:
         source = _source(chain, suite, initial_range=3)
         head = source.head()
         pages = list(source.pages(0, head))
-        covered = [block for first, last, _ in pages for block in range(first, last + 1)]
+        covered = [block for page in pages for block in range(page.first, page.last + 1)]
         assert covered == list(range(0, head + 1))
-        logs = [log for _, _, page in pages for log in page]
+        logs = [log for page in pages for log in page.logs]
         decoded, skipped = decode_logs(logs, _contracts(suite))
         assert skipped == 0  # the address filter already excluded the token
         assert sum(1 for log in decoded if log.name == "Rewarded") == 14  # 7 paid per demo run
@@ -67,15 +70,40 @@ class TestPages:
         pages = list(source.pages(0, head))
         refused = spans[: spans.index(next(span for span in spans if span <= 4))]
         assert refused[0] == head + 1 and all(b == a // 2 for a, b in zip(refused, refused[1:], strict=False))
-        assert all(last - first + 1 <= 4 for first, last, _ in pages)
-        assert [b for first, last, _ in pages for b in range(first, last + 1)] == list(range(0, head + 1))
+        assert all(page.last - page.first + 1 <= 4 for page in pages)
+        assert [b for page in pages for b in range(page.first, page.last + 1)] == list(range(0, head + 1))
 
     def test_a_page_with_too_many_logs_is_split_so_memory_stays_flat(self, seeded: tuple[Chain, Suite]):
         chain, suite = seeded
         source = _source(chain, suite, initial_range=1_000, max_page_logs=3)
         pages = list(source.pages(0, source.head()))
-        assert all(len(page) <= 3 or first == last for first, last, page in pages)
-        assert [b for first, last, _ in pages for b in range(first, last + 1)] == list(range(0, source.head() + 1))
+        assert all(len(page.logs) <= 3 or page.first == page.last for page in pages)
+        assert [b for page in pages for b in range(page.first, page.last + 1)] == list(range(0, source.head() + 1))
+
+    def test_the_range_follows_the_log_density(self, seeded: tuple[Chain, Suite]):
+        chain, suite = seeded
+        source = _source(chain, suite, target_page_logs=4)
+        pages = list(source.pages(0, source.head()))
+        assert pages[0].last == pages[0].first  # the first probe is one block, whatever lies ahead
+        spans = [page.last - page.first + 1 for page in pages]
+        assert all(b <= 8 * a for a, b in zip(spans, spans[1:], strict=False))  # growth is bounded per page
+        assert max(len(page.logs) for page in pages) <= source.max_page_logs
+
+    def test_pages_near_the_head_carry_the_header_read_before_their_logs(self, seeded: tuple[Chain, Suite]):
+        chain, suite = seeded
+        source = _source(chain, suite, initial_range=4)
+        head = source.head()
+        pages = list(source.pages(0, head, anchor_from=head - 3))
+        assert all((page.anchor is not None) == (page.last >= head - 3) for page in pages)
+        assert pages[-1].anchor == source.block(head)
+
+    def test_the_prefetch_thread_stops_when_the_reader_does(self, seeded: tuple[Chain, Suite]):
+        chain, suite = seeded
+        source = _source(chain, suite, initial_range=1, max_range=1)
+        pages = source.pages(0, source.head())
+        assert next(pages).first == 0
+        pages.close()
+        assert not any(t.name == "adledger-log-prefetch" for t in threading.enumerate())
 
     def test_small_pages_let_the_range_grow(self, seeded: tuple[Chain, Suite]):
         chain, suite = seeded
@@ -85,35 +113,42 @@ class TestPages:
 
 
 class TestRetries:
+    """RpcClient retries transport failures and "not now" answers with backoff (over real HTTP to anvil; the
+    proxy-based faults are in test_reliability.py)."""
+
+    def _flaky_post(self, monkeypatch: pytest.MonkeyPatch, failures: list[Any]) -> None:
+        real = requests.Session.post
+        queue = iter(failures)
+
+        def post(session: requests.Session, *args: Any, **kwargs: Any) -> Any:
+            failure = next(queue, None)
+            if isinstance(failure, BaseException):
+                raise failure
+            if failure is not None:
+                answer = requests.Response()
+                answer.status_code, answer._content = failure
+                return answer
+            return real(session, *args, **kwargs)
+
+        monkeypatch.setattr(requests.Session, "post", post)
+
     def test_a_dropped_connection_is_retried_with_backoff(self, seeded: tuple[Chain, Suite], monkeypatch):
         chain, suite = seeded
         pauses: list[float] = []
-        source = LogSource(chain, [suite.escrow.address], sleep=pauses.append, backoff=0.1)
-        real = chain.w3.provider.make_request
-        failures = iter([ConnectionResetError("reset"), TimeoutError("timed out")])
-
-        def flaky(method: Any, params: Any) -> Any:
-            failure = next(failures, None)
-            if failure is not None:
-                raise failure
-            return real(method, params)
-
-        monkeypatch.setattr(chain.w3.provider, "make_request", flaky)
+        rpc = RpcClient(chain, sleep=pauses.append, backoff=0.1)
+        source = LogSource(chain, [suite.escrow.address], rpc=rpc)
+        self._flaky_post(monkeypatch, [requests.ConnectionError("reset"), requests.Timeout("timed out")])
         assert source.head() == chain.w3.eth.block_number
         assert pauses == [0.1, 0.2]
 
     def test_a_rate_limit_answer_is_retried_and_a_dead_node_gives_up_clearly(self, seeded, monkeypatch):
         chain, suite = seeded
-        source = _source(chain, suite, retries=2)
-        real = chain.w3.provider.make_request
-        answers = iter([{"jsonrpc": "2.0", "id": 1, "error": {"code": 429, "message": "Too Many Requests"}}])
-        monkeypatch.setattr(chain.w3.provider, "make_request", lambda m, p: next(answers, None) or real(m, p))
+        source = LogSource(chain, [suite.escrow.address], rpc=RpcClient(chain, retries=2, sleep=lambda _: None))
+        busy = b'{"jsonrpc": "2.0", "id": 1, "error": {"code": 429, "message": "Too Many Requests"}}'
+        self._flaky_post(monkeypatch, [(200, busy), (503, b"Service Unavailable")])
         assert source.head() > 0
 
-        def dead(method: Any, params: Any) -> Any:
-            raise ConnectionRefusedError("refused")
-
-        monkeypatch.setattr(chain.w3.provider, "make_request", dead)
+        self._flaky_post(monkeypatch, [requests.ConnectionError("refused")] * 3)
         with pytest.raises(ChainError, match="after 3 attempts"):
             source.head()
 
