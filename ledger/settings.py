@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     anvil_state: bool = Field(default=True, description="Persist anvil's chain under data_dir with --state.")
     mnemonic: str = Field(default=DEV_MNEMONIC, description="Derives the dev accounts by role (devnets only).")
     confirmations: int = Field(default=0, ge=0, description="Blocks a log must be buried under before use.")
+    rpc_timeout: float = Field(
+        default=30.0, gt=0, description="Seconds the indexer waits for one JSON-RPC answer before retrying it."
+    )
     database_url: str = Field(
         default="",
         description="SQLAlchemy URL of the CRM and index database; empty means the SQLite file data_dir/adledger.db. "

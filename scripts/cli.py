@@ -315,11 +315,18 @@ def _indexer(
 ) -> tuple[Any, Any]:
     """An Indexer on the settings' database (migrated to head first) and the engine to dispose of afterwards."""
     from ledger.db import create_engine_for, session_factory, upgrade
+    from ledger.indexer.rpc import RpcClient
     from ledger.indexer.runner import Indexer
+    from ledger.indexer.source import LogSource
 
     engine = create_engine_for(settings)
     upgrade(engine)
-    return Indexer(connected, suite, session_factory(engine), settings.confirmations, progress=progress), engine
+    addresses = [suite.deployment.escrow.lower(), suite.deployment.registry.lower()]
+    source = LogSource(connected, addresses, rpc=RpcClient(connected, timeout=settings.rpc_timeout))
+    indexer = Indexer(
+        connected, suite, session_factory(engine), settings.confirmations, progress=progress, source=source
+    )
+    return indexer, engine
 
 
 def _print_index_summary(indexer: Any, settings: Settings) -> None:

@@ -3,5 +3,6 @@
 so foreign keys between the two model modules always resolve."""
 
 from ledger.crm.models import Base
+from ledger.settlement import outbox_models  # noqa: F401  (the outbox tables share Base.metadata)
 
 __all__ = ["Base"]

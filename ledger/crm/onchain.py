@@ -161,7 +161,8 @@ class Touchpoint(ChainLog, Base):
 
     __tablename__ = "touchpoints"
     __table_args__ = (
-        Index("ix_touchpoints_campaign", "chain_id", "escrow", "campaign_id"),
+        # a campaign's touchpoints (the prefix), or one engagement's outcome (the outbox's state lookup)
+        Index("ix_touchpoints_campaign", "chain_id", "escrow", "campaign_id", "event_id"),
         *chain_log_args("touchpoints"),
     )
 
@@ -182,7 +183,7 @@ class Rejection(ChainLog, Base):
 
     __tablename__ = "rejections"
     __table_args__ = (
-        Index("ix_rejections_campaign", "chain_id", "escrow", "campaign_id"),
+        Index("ix_rejections_campaign", "chain_id", "escrow", "campaign_id", "event_id"),
         *chain_log_args("rejections"),
     )
 

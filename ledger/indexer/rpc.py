@@ -27,8 +27,11 @@ from web3.types import RPCEndpoint
 from ledger.chain import Chain
 from ledger.errors import ChainError
 
-# How nodes say "not now": retry the same request after a pause.
-_TRANSIENT = ("rate limit", "too many requests", "temporarily unavailable", "try again")
+# How nodes say "slow down": checked first, since a rate limit can share -32005 and "limit exceeded" with a
+# too-large answer (Infura: -32005 "daily request count exceeded, request rate limited").
+_RATE_LIMITED = ("rate limit", "rate exceeded", "too many requests")
+# Other ways of saying "not now": retry the same request after a pause.
+_TRANSIENT = ("temporarily unavailable", "try again")
 # How nodes say a log query is too large (geth, erigon, besu, alchemy, infura, quicknode): shrink the range.
 _TOO_LARGE = (
     "query returned more than",
@@ -110,13 +113,21 @@ def _message(error: Any) -> str:
     return str(error.get("message", error) if isinstance(error, dict) else error).lower()
 
 
+def _rate_limited(error: Any) -> bool:
+    code = error.get("code") if isinstance(error, dict) else None
+    return code == 429 or any(phrase in _message(error) for phrase in _RATE_LIMITED)
+
+
 def is_too_large(error: Any) -> bool:
-    """Whether an eth_getLogs error answer says the range or result is too large."""
+    """Whether an eth_getLogs error answer says the range or result is too large (and not "slow down")."""
+    if _rate_limited(error):
+        return False
     code = error.get("code") if isinstance(error, dict) else None
     return code == -32005 or any(phrase in _message(error) for phrase in _TOO_LARGE)
 
 
 def is_transient(error: Any) -> bool:
     """Whether an error answer says "not now" (rate limits), as opposed to a refusal or a real error."""
-    code = error.get("code") if isinstance(error, dict) else None
-    return not is_too_large(error) and (code == 429 or any(phrase in _message(error) for phrase in _TRANSIENT))
+    if _rate_limited(error):
+        return True
+    return not is_too_large(error) and any(phrase in _message(error) for phrase in _TRANSIENT)
