@@ -21,6 +21,9 @@ from sqlalchemy.orm import Session
 from ledger.crm.onchain import Campaign, CampaignEvent, CampaignEventKind, Claim, Consent, ConsentChange, ConsentEvent
 from ledger.model import CampaignStatus
 
+# Consumers per IN (...) query when re-folding consents (well below SQLite's 32,766 parameters).
+_CONSUMER_CHUNK = 5_000
+
 
 @dataclass(frozen=True)
 class FoldItem:
@@ -119,40 +122,72 @@ def fold_campaigns_forward(session: Session, chain_id: int, items: Mapping[tuple
 
 
 def refold_consents(session: Session, chain_id: int, pairs: Iterable[tuple[str, str, str]]) -> None:
-    """Sets each (registry, consumer, brand) consent to what its latest remaining event says, or removes it."""
+    """Sets each (registry, consumer, brand) consent to what its latest remaining event says, or removes it.
+
+    Set-based: one query for the events and one for the current rows per registry and chunk of consumers, so a
+    page of thousands of first-time grants costs a few queries, not three per consumer.
+    """
+    by_registry: dict[str, set[tuple[str, str]]] = {}
     for registry, consumer, brand in pairs:
-        pair = (
-            Consent.chain_id == chain_id,
-            Consent.registry_address == registry,
-            Consent.consumer == consumer,
-            Consent.brand == brand,
-        )
-        events = (
-            session.execute(
-                select(ConsentEvent)
-                .where(
-                    ConsentEvent.chain_id == chain_id,
-                    ConsentEvent.registry_address == registry,
-                    ConsentEvent.consumer == consumer,
-                    ConsentEvent.brand == brand,
-                )
-                .order_by(ConsentEvent.block_number, ConsentEvent.log_index)
-            )
-            .scalars()
-            .all()
-        )
-        current = session.execute(select(Consent).where(*pair)).scalar_one_or_none()
-        if not events:
-            if current is not None:
-                session.delete(current)
-            continue
-        latest = events[-1]
-        grants = [e for e in events if e.change == ConsentChange.GRANT and e.expires_at is not None]
-        expires_at = grants[-1].expires_at if grants else 0
-        if current is None:
-            current = Consent(chain_id=chain_id, registry_address=registry, consumer=consumer, brand=brand)
-            session.add(current)
-        current.purposes = latest.all_purposes
-        current.expires_at = int(expires_at or 0)
-        current.block_number, current.tx_hash, current.log_index = latest.block_number, latest.tx_hash, latest.log_index
+        by_registry.setdefault(registry, set()).add((consumer, brand))
+    for registry, wanted in by_registry.items():
+        consumers = sorted({consumer for consumer, _ in wanted})
+        for start in range(0, len(consumers), _CONSUMER_CHUNK):
+            chunk = consumers[start : start + _CONSUMER_CHUNK]
+            _refold_chunk(session, chain_id, registry, chunk, wanted)
     session.flush()
+
+
+def _refold_chunk(
+    session: Session, chain_id: int, registry: str, consumers: list[str], wanted: set[tuple[str, str]]
+) -> None:
+    events: dict[tuple[str, str], list[ConsentEvent]] = {}
+    query = (
+        select(ConsentEvent)
+        .where(
+            ConsentEvent.chain_id == chain_id,
+            ConsentEvent.registry_address == registry,
+            ConsentEvent.consumer.in_(consumers),
+        )
+        .order_by(ConsentEvent.block_number, ConsentEvent.log_index)
+    )
+    for event in session.execute(query).scalars():
+        events.setdefault((event.consumer, event.brand), []).append(event)
+    current = {
+        (row.consumer, row.brand): row
+        for row in session.execute(
+            select(Consent).where(
+                Consent.chain_id == chain_id, Consent.registry_address == registry, Consent.consumer.in_(consumers)
+            )
+        ).scalars()
+    }
+    in_chunk = set(consumers)
+    for consumer, brand in wanted:
+        if consumer not in in_chunk:
+            continue
+        _refold_pair(session, chain_id, registry, consumer, brand, events.get((consumer, brand), []),
+                     current.get((consumer, brand)))  # fmt: skip
+
+
+def _refold_pair(
+    session: Session,
+    chain_id: int,
+    registry: str,
+    consumer: str,
+    brand: str,
+    events: list[ConsentEvent],
+    current: Consent | None,
+) -> None:
+    if not events:
+        if current is not None:
+            session.delete(current)
+        return
+    latest = events[-1]
+    grants = [e for e in events if e.change == ConsentChange.GRANT and e.expires_at is not None]
+    expires_at = grants[-1].expires_at if grants else 0
+    if current is None:
+        current = Consent(chain_id=chain_id, registry_address=registry, consumer=consumer, brand=brand)
+        session.add(current)
+    current.purposes = latest.all_purposes
+    current.expires_at = int(expires_at or 0)
+    current.block_number, current.tx_hash, current.log_index = latest.block_number, latest.tx_hash, latest.log_index

@@ -100,7 +100,7 @@ def _same(db: Any, chain: Any) -> bool:
 
 def read_logs(chain: Chain, deployment: Deployment, last: int) -> list[dict[str, Any]]:
     """The suite's raw logs from the deploy block to ``last`` (inclusive), in chain order."""
-    source = LogSource(chain, [deployment.escrow.lower(), deployment.registry.lower()], prefetch=0)
+    source = LogSource(chain, [deployment.escrow.lower(), deployment.registry.lower()])
     logs: list[dict[str, Any]] = []
     for page in source.pages(deployment.deploy_block, last):
         logs += page.logs
@@ -130,7 +130,7 @@ def reconcile(chain: Chain, deployment: Deployment, session: Session) -> Report:
 
 def _check_cursor(chain: Chain, cursor: Cursor, report: Report) -> None:
     """The checkpoint's block hash must still be the chain's (else a reorg happened that the indexer has not seen)."""
-    block = LogSource(chain, [], prefetch=0).block(cursor.number)
+    block = LogSource(chain, []).block(cursor.number)
     if block.hash != cursor.hash.lower():
         report.differences.append(Difference("index_checkpoints", FIELD, str(cursor.number), "block_hash",
                                              cursor.hash, block.hash))  # fmt: skip

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ledger.chain import Chain
@@ -33,8 +33,8 @@ from ledger.crm.onchain import (
     Rejection,
     Touchpoint,
 )
-from ledger.db import SQLITE_IMMEDIATE, insert_ignoring_duplicates, insert_rows_ignoring_duplicates
-from ledger.errors import ChainError
+from ledger.db import SQLITE_IMMEDIATE, bind_rows, insert_bound_rows_ignoring_duplicates, insert_ignoring_duplicates
+from ledger.errors import ChainError, ConfigurationError
 from ledger.indexer import checkpoint, reorg
 from ledger.indexer.checkpoint import DEFAULT_WINDOW, Cursor
 from ledger.indexer.decode import TOUCHPOINT_COLUMNS, DecodedLog
@@ -72,6 +72,8 @@ class _PreparedPage:
     page: Page
     raws: list[dict[str, Any]]  # the page's logs inside its block range
     mapped: MappedLogs
+    touchpoints: list[tuple[Any, ...]]  # bound for the database, customer_id (last) not yet set
+    pairs: set[tuple[int, str]]  # (campaign id, consumer) of the page's touchpoints, rejections and claims
     blocks: list[BlockRef]
     after: Cursor | None
     cursor: Cursor
@@ -109,6 +111,10 @@ class Indexer:
         self.addresses = [self.escrow, self.registry]
         self.key = checkpoint.contract_set_key(self.addresses)
         self.source = source or LogSource(chain, self.addresses)
+        bind = session_factory.kw.get("bind")
+        if not isinstance(bind, Engine):
+            raise ConfigurationError("the Indexer needs a sessionmaker bound to an engine (ledger.db.session_factory)")
+        self._dialect = bind.dialect
         self.stats = IndexStats()
 
     @contextmanager
@@ -205,13 +211,20 @@ class Indexer:
     # -- one page -------------------------------------------------------------------------------------------
 
     def _prepare_page(self, page: Page, head: int, after: Cursor | None) -> _PreparedPage:
-        """Maps a page and checks its blocks against the chain (everything but the database write)."""
+        """Maps a page, checks its blocks against the chain and binds its touchpoints: everything but the database
+        write, done here so the writer thread holds the write lock only while it writes."""
         raws = [raw for raw in page.logs if page.first <= int(raw["blockNumber"], 16) <= page.last]
         mapped = map_logs(self.chain.chain_id, self.escrow, self.registry, raws)
         blocks = self._headers(page, mapped, head)
         if page.anchor is not None and blocks[-1].hash != page.anchor.hash:
             raise _Moved(page.last)  # the last block changed while the logs were read
-        return _PreparedPage(page, raws, mapped, blocks, after, Cursor(page.last, blocks[-1].hash))
+        campaign_at, consumer_at = _CUSTOMER_KEY
+        pairs = {(row[campaign_at], row[consumer_at]) for row in mapped.touchpoints}
+        pairs.update((r["campaign_id"], r["consumer"]) for t in (Rejection, Claim) for r in mapped.rows[t])
+        touchpoints = bind_rows(Touchpoint, _TOUCHPOINT_INSERT_COLUMNS, [(*row, None) for row in mapped.touchpoints],
+                                self._dialect)  # fmt: skip
+        cursor = Cursor(page.last, blocks[-1].hash)
+        return _PreparedPage(page, raws, mapped, touchpoints, pairs, blocks, after, cursor)
 
     def _write_page(self, prepared: _PreparedPage) -> None:
         """Stores a prepared page in one transaction, on top of the cursor it was read after (else _Moved)."""
@@ -219,7 +232,7 @@ class Indexer:
         with self._transaction() as session:
             if checkpoint.load_cursor(session, chain_id, self.key, lock=True) != prepared.after:
                 raise _Moved(page.first)
-            self._store(session, mapped)
+            self._store(session, prepared)
             checkpoint.record_blocks(session, chain_id, prepared.blocks)
             checkpoint.save_cursor(session, chain_id, self.addresses, prepared.cursor)
             checkpoint.prune_blocks(session, chain_id, page.last, self.window)
@@ -244,16 +257,20 @@ class Indexer:
             raise _Moved(page.last)
         return refs
 
-    def _store(self, session: Session, mapped: MappedLogs) -> None:
+    def _store(self, session: Session, prepared: _PreparedPage) -> None:
         """Inserts a page's rows ignoring duplicates, links them to customers, and folds the state they touch."""
-        chain_id = self.chain.chain_id
+        chain_id, mapped = self.chain.chain_id, prepared.mapped
         rows = mapped.rows
         insert_ignoring_duplicates(session, Campaign, rows[Campaign])
         lock_wallet_links(session, exclusive=False)  # a link committing now would miss this page's rows
-        customers = self._customers(session, mapped)
-        campaign_at, consumer_at = _CUSTOMER_KEY
-        touchpoints = [row + (customers.get((row[campaign_at], row[consumer_at])),) for row in mapped.touchpoints]
-        insert_rows_ignoring_duplicates(session, Touchpoint, _TOUCHPOINT_INSERT_COLUMNS, touchpoints)
+        customers = self._customers(session, prepared.pairs)
+        touchpoints = prepared.touchpoints
+        if customers:  # bound values of campaign_id and consumer are the decoded ones (ints, canonical hex)
+            campaign_at, consumer_at = _CUSTOMER_KEY
+            touchpoints = [
+                (*row[:-1], customers.get((row[campaign_at], row[consumer_at]))) for row in prepared.touchpoints
+            ]
+        insert_bound_rows_ignoring_duplicates(session, Touchpoint, _TOUCHPOINT_INSERT_COLUMNS, touchpoints)
         for row in (*rows[Rejection], *rows[Claim]):
             row["customer_id"] = customers.get((row["campaign_id"], row["consumer"]))
         for table in (Rejection, Claim, ConsentEvent, CampaignEvent):
@@ -263,12 +280,9 @@ class Indexer:
         fold_campaigns_forward(session, chain_id, mapped.fold_items)
         refold_consents(session, chain_id, mapped.pairs)
 
-    def _customers(self, session: Session, mapped: MappedLogs) -> dict[tuple[int, str], int]:
+    def _customers(self, session: Session, pairs: set[tuple[int, str]]) -> dict[tuple[int, str], int]:
         """(campaign id, consumer) -> customer id, where the consumer's wallet is linked to a customer of the
         campaign's brand; only pairs with a link appear."""
-        campaign_at, consumer_at = _CUSTOMER_KEY
-        pairs = {(row[campaign_at], row[consumer_at]) for row in mapped.touchpoints}
-        pairs.update((r["campaign_id"], r["consumer"]) for t in (Rejection, Claim) for r in mapped.rows[t])
         if not pairs:
             return {}
         brands = {c: str(b) for c, b in self._campaigns_by_id(session, Campaign.brand, {c for c, _ in pairs})}

@@ -63,15 +63,21 @@ class TestCreateEngineFor:
         with pytest.raises(ConfigurationError, match="unsupported database"):
             create_engine_for(Settings(database_url="mysql://someone@db.example/crm"))
 
-    def test_sqlite_runs_in_wal_with_foreign_keys_and_a_busy_timeout(self, tmp_path: Path):
+    def test_sqlite_runs_in_wal_with_foreign_keys_a_busy_timeout_and_large_pages(self, tmp_path: Path):
         engine = create_engine_for(Settings(database_url=f"sqlite:///{tmp_path / 'a.db'}"))
         with engine.connect() as connection:
             pragma = {
                 name: connection.exec_driver_sql(f"PRAGMA {name}").scalar()
-                for name in ("journal_mode", "foreign_keys", "busy_timeout")
+                for name in ("journal_mode", "foreign_keys", "busy_timeout", "page_size", "cache_size")
             }
         engine.dispose()
-        assert pragma == {"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 15_000}
+        assert pragma == {
+            "journal_mode": "wal",
+            "foreign_keys": 1,
+            "busy_timeout": 15_000,
+            "page_size": 16_384,
+            "cache_size": -32 * 1024,
+        }
 
     def test_sqlite_ddl_rolls_back_with_its_transaction(self, tmp_path: Path):
         """The sqlite3 driver would autocommit DDL; migrations need it transactional."""

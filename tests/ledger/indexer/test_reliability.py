@@ -167,7 +167,7 @@ class TestTransientFailures:
     ):
         proxy.fault("eth_blockNumber", Delay(3 * TIMEOUT))
         proxy.fault("eth_getLogs", Drop(), HttpError(429), HttpError(503, "Service Unavailable"))
-        proxy.fault("eth_getBlockByNumber", Drop())  # one: headers are read from two threads (the prefetch)
+        proxy.fault("eth_getBlockByNumber", Drop())  # one dropped header read
         pauses: list[float] = []
         _indexer(demo, proxy, database, pauses).run_once()
         assert proxy.pending() == 0  # every fault was met

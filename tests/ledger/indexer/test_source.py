@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -96,14 +95,6 @@ class TestPages:
         pages = list(source.pages(0, head, anchor_from=head - 3))
         assert all((page.anchor is not None) == (page.last >= head - 3) for page in pages)
         assert pages[-1].anchor == source.block(head)
-
-    def test_the_prefetch_thread_stops_when_the_reader_does(self, seeded: tuple[Chain, Suite]):
-        chain, suite = seeded
-        source = _source(chain, suite, initial_range=1, max_range=1)
-        pages = source.pages(0, source.head())
-        assert next(pages).first == 0
-        pages.close()
-        assert not any(t.name == "adledger-log-prefetch" for t in threading.enumerate())
 
     def test_small_pages_let_the_range_grow(self, seeded: tuple[Chain, Suite]):
         chain, suite = seeded
