@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from ledger.chain import Chain
@@ -82,11 +82,6 @@ def _key(tx_hash: Any, log_index: Any) -> str:
     return f"{str(tx_hash).lower()}:{int(log_index)}"
 
 
-def _scope(table: type[Any], escrow: str, registry: str) -> Any:
-    """The condition selecting the table's rows of this deployment (other deployments on the chain are theirs)."""
-    return table.registry_address == registry if table is ConsentEvent else table.escrow == escrow
-
-
 def _compared_columns(table: type[Any]) -> list[str]:
     skip = _NOT_COMPARED | (_FOLDED if table is Campaign else set())
     return [c.name for c in table.__table__.columns if c.name not in skip]
@@ -98,17 +93,11 @@ def _same(db: Any, chain: Any) -> bool:
     return bool(db == chain)
 
 
-def read_logs(chain: Chain, deployment: Deployment, last: int) -> list[dict[str, Any]]:
-    """The suite's raw logs from the deploy block to ``last`` (inclusive), in chain order."""
-    source = LogSource(chain, [deployment.escrow.lower(), deployment.registry.lower()])
-    logs: list[dict[str, Any]] = []
-    for page in source.pages(deployment.deploy_block, last):
-        logs += page.logs
-    return logs
-
-
 def reconcile(chain: Chain, deployment: Deployment, session: Session) -> Report:
-    """Compares the database's chain-derived rows of ``deployment`` with the chain up to the indexer's checkpoint."""
+    """Compares the database's chain-derived rows of ``deployment`` with the chain up to the indexer's checkpoint.
+
+    Page by page (the indexer's own pages), so an audit of a long history needs the memory of one page.
+    """
     chain_id = chain.chain_id
     escrow, registry = deployment.escrow.lower(), deployment.registry.lower()
     cursor = checkpoint.load_cursor(session, chain_id, checkpoint.contract_set_key([escrow, registry]))
@@ -116,16 +105,48 @@ def reconcile(chain: Chain, deployment: Deployment, session: Session) -> Report:
     last = deployment.deploy_block - 1 if cursor is None else cursor.number
     if cursor is not None:
         _check_cursor(chain, cursor, report)
-    logs = read_logs(chain, deployment, last) if last >= deployment.deploy_block else []
-    mapped = map_logs(chain_id, escrow, registry, logs)
     for table in TABLES:
-        expected = mapped.touchpoint_dicts() if table is Touchpoint else mapped.rows[table]
-        _compare_table(session, table, expected, chain_id, escrow, registry, report)
+        report.counts[table.__tablename__] = TableCount()
+    pairs: set[tuple[str, str]] = set()
+    if last >= deployment.deploy_block:
+        for page in LogSource(chain, [escrow, registry]).pages(deployment.deploy_block, last):
+            mapped = map_logs(chain_id, escrow, registry, page.logs)
+            pairs.update((c, b) for r, c, b in mapped.pairs if r == registry)
+            for table in TABLES:
+                expected = mapped.touchpoint_dicts() if table is Touchpoint else mapped.rows[table]
+                scope = _Scope(chain_id, escrow, registry, page.first, page.last)
+                _compare_table(session, table, expected, scope, report)
+    for table in TABLES:  # rows outside every page: below the deployment or above the checkpoint
+        _report_outside(session, table, _Scope(chain_id, escrow, registry, deployment.deploy_block, last), report)
     if cursor is not None:
         _compare_campaigns(session, chain, deployment, chain_id, escrow, cursor.number, report)
-        pairs = {(c, b) for r, c, b in mapped.pairs if r == registry}
         _compare_consents(session, chain, deployment, chain_id, registry, pairs, cursor.number, report)
     return report
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """The rows of one deployment on one chain within blocks [first, last]."""
+
+    chain_id: int
+    escrow: str
+    registry: str
+    first: int
+    last: int
+
+    def of(self, table: type[Any]) -> Any:
+        deployment = table.registry_address == self.registry if table is ConsentEvent else table.escrow == self.escrow
+        return and_(table.chain_id == self.chain_id, deployment)
+
+
+def _report_outside(session: Session, table: type[Any], scope: _Scope, report: Report) -> None:
+    name = table.__tablename__
+    query = select(table.tx_hash, table.log_index).where(
+        scope.of(table), or_(table.block_number < scope.first, table.block_number > scope.last)
+    )
+    for tx_hash, log_index in session.execute(query):
+        report.counts[name].db += 1
+        report.differences.append(Difference(name, EXTRA, _key(tx_hash, log_index)))
 
 
 def _check_cursor(chain: Chain, cursor: Cursor, report: Report) -> None:
@@ -137,24 +158,19 @@ def _check_cursor(chain: Chain, cursor: Cursor, report: Report) -> None:
 
 
 def _compare_table(
-    session: Session,
-    table: type[Any],
-    expected_rows: Iterable[dict[str, Any]],
-    chain_id: int,
-    escrow: str,
-    registry: str,
-    report: Report,
+    session: Session, table: type[Any], expected_rows: Iterable[dict[str, Any]], scope: _Scope, report: Report
 ) -> None:
     name = table.__tablename__
     columns = _compared_columns(table)
     expected = {_key(r["tx_hash"], r["log_index"]): r for r in expected_rows}
+    in_range = table.block_number.between(scope.first, scope.last)
     stored = {
         _key(row.tx_hash, row.log_index): row
-        for row in session.execute(
-            select(table).where(table.chain_id == chain_id, _scope(table, escrow, registry))
-        ).scalars()
+        for row in session.execute(select(table).where(scope.of(table), in_range)).scalars()
     }
-    report.counts[name] = TableCount(chain=len(expected), db=len(stored))
+    count = report.counts[name]
+    count.chain += len(expected)
+    count.db += len(stored)
     for key in sorted(expected.keys() - stored.keys()):
         report.differences.append(Difference(name, MISSING, key))
     for key in sorted(stored.keys() - expected.keys()):

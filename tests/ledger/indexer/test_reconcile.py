@@ -77,11 +77,13 @@ class TestReconcile:
             ("touchpoints", FIELD, f"{row.tx_hash}:{row.log_index}", "amount", row.amount + 1, row.amount)
         ]
 
-    def test_a_forged_row_is_reported_extra(self, indexed: Suite, database: Database):
+    @pytest.mark.parametrize("blocks_later", [0, 1_000], ids=["inside the indexed range", "above the checkpoint"])
+    def test_a_forged_row_is_reported_extra(self, indexed: Suite, database: Database, blocks_later: int):
         row = _first_touchpoint(database)
         fake_tx = "0x" + "ab" * 32
         with database.sessions() as session, session.begin():
-            session.add(Touchpoint(chain_id=row.chain_id, block_number=row.block_number, block_hash=row.block_hash,
+            session.add(Touchpoint(chain_id=row.chain_id, block_number=row.block_number + blocks_later,
+                                   block_hash=row.block_hash,
                                    tx_hash=fake_tx, log_index=0, escrow=row.escrow, campaign_id=row.campaign_id,
                                    event_id=999, action=Action(row.action), consumer=row.consumer, amount=1,
                                    evidence_hash=row.evidence_hash, occurred_at=row.occurred_at))  # fmt: skip
