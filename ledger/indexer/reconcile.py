@@ -5,7 +5,8 @@ yet), mapped to rows by the indexer's own ``mapping.map_logs`` and compared, key
 chain, with what the database holds for the same contracts: a row the chain has and the database lacks is
 *missing*, one the database has and the chain lacks (left behind by a reorg, or forged) is *extra*, and a column
 that disagrees is a *field* difference with both values. Derived state (each campaign's status, budget and owed,
-each consumer's current consent) is compared with the contracts' views at the checkpoint block.
+each consumer's current consent, each campaign's per-action terms) is compared with the contracts' views at the
+checkpoint block.
 
 Not compared: surrogate ids, ``customer_id`` (wallet links live in the CRM, not on chain) and the campaign columns
 folded from events (status, budget, owed, refunded, updated_block), which the views check instead.
@@ -22,7 +23,16 @@ from sqlalchemy.orm import Session
 
 from ledger.chain import Chain
 from ledger.contracts import bind, named_reverts
-from ledger.crm.onchain import Campaign, CampaignEvent, Claim, Consent, ConsentEvent, Rejection, Touchpoint
+from ledger.crm.onchain import (
+    Campaign,
+    CampaignAction,
+    CampaignEvent,
+    Claim,
+    Consent,
+    ConsentEvent,
+    Rejection,
+    Touchpoint,
+)
 from ledger.errors import ContractRevert
 from ledger.indexer import checkpoint
 from ledger.indexer.checkpoint import Cursor
@@ -204,6 +214,32 @@ def _compare_campaigns(
             if getattr(row, column) != chain_value:
                 report.differences.append(Difference("campaigns", STATE, key, column, getattr(row, column),
                                                      chain_value))  # fmt: skip
+        terms = contract.functions.terms(row.campaign_id).call(block_identifier=block)
+        _compare_actions(session, row, terms, key, report)
+
+
+def _compare_actions(session: Session, row: Campaign, terms: Any, key: str, report: Report) -> None:
+    """The campaign's per-action terms (reward, purposes, caps) against the contract's ``terms`` arrays."""
+    rewards, purposes, lifetime, daily = terms[4:8]
+    onchain = {
+        int(action): {"reward": int(rewards[action]), "purposes": int(purposes[action]),
+                      "lifetime_cap": int(lifetime[action]), "daily_cap": int(daily[action])}
+        for action in range(len(rewards))
+    }  # fmt: skip
+    stored = {
+        int(action.action): action
+        for action in session.execute(select(CampaignAction).where(CampaignAction.campaign_pk == row.id)).scalars()
+    }
+    for action in sorted(onchain.keys() | stored.keys()):
+        where = f"{key} action {action}"
+        if action not in stored or action not in onchain:
+            report.differences.append(Difference("campaign_actions", STATE, where, "exists", action in stored,
+                                                 action in onchain))  # fmt: skip
+            continue
+        for column, chain_value in onchain[action].items():
+            if getattr(stored[action], column) != chain_value:
+                report.differences.append(Difference("campaign_actions", STATE, where, column,
+                                                     getattr(stored[action], column), chain_value))  # fmt: skip
 
 
 def _compare_consents(

@@ -11,7 +11,7 @@ from sqlalchemy import delete, select, update
 from typer.testing import CliRunner
 
 from ledger.chain import Chain
-from ledger.crm.onchain import Campaign, Consent, Touchpoint
+from ledger.crm.onchain import Campaign, CampaignAction, Consent, Touchpoint
 from ledger.indexer.reconcile import EXTRA, FIELD, MISSING, STATE, reconcile
 from ledger.indexer.runner import Indexer
 from ledger.model import Action
@@ -89,6 +89,16 @@ class TestReconcile:
                                    evidence_hash=row.evidence_hash, occurred_at=row.occurred_at))  # fmt: skip
         report = _report(indexed, database)
         assert [(d.table, d.kind, d.key) for d in report.differences] == [("touchpoints", EXTRA, f"{fake_tx}:0")]
+
+    def test_per_action_terms_that_disagree_with_the_contract_are_reported(self, indexed: Suite, database: Database):
+        with database.sessions() as session, session.begin():
+            action = session.execute(select(CampaignAction).where(CampaignAction.action == Action.INSTALL)).scalar_one()
+            reward = action.reward
+            action.reward = reward + 1
+        report = _report(indexed, database)
+        assert [(d.table, d.field, d.db, d.chain) for d in report.differences] == [
+            ("campaign_actions", "reward", reward + 1, reward)
+        ]
 
     def test_derived_state_that_disagrees_with_the_contracts_is_reported(self, indexed: Suite, database: Database):
         with database.sessions() as session, session.begin():
