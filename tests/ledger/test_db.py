@@ -9,14 +9,16 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import CheckConstraint, inspect, select, text
+from sqlalchemy import CheckConstraint, func, inspect, select, text
 
 from ledger.crm import Base
 from ledger.crm.models import Touchpoint
 from ledger.db import (
     COPY_THRESHOLD,
     alembic_config,
+    bind_rows,
     create_engine_for,
+    insert_bound_rows_ignoring_duplicates,
     insert_ignoring_duplicates,
     session_factory,
     upgrade,
@@ -176,6 +178,44 @@ class TestInsertIgnoringDuplicates:
         with database.sessions() as session:
             stored = session.scalars(select(Touchpoint)).one()
         assert (stored.amount, stored.consumer) == (2**256 - 1, "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed")
+
+
+class TestBulkRows:
+    """bind_rows + insert_bound_rows_ignoring_duplicates: the indexer's tuple path, same results as a Core insert."""
+
+    COLUMNS = tuple(column.key for column in Touchpoint.__table__.columns if column.key != "id")
+
+    def _tuples(self, *logs: int) -> list[tuple[object, ...]]:
+        return [tuple(row[name] for name in self.COLUMNS) for row in _rows(*logs)]
+
+    def test_many_statements_worth_of_rows_insert_once_and_count_only_the_new(self, database: Database):
+        dialect = database.engine.dialect
+        rows = self._tuples(*range(1_234))  # more than two SQLite statements of 500 rows, and COPY on PostgreSQL
+        with database.sessions.begin() as session:
+            bound = bind_rows(Touchpoint, self.COLUMNS, rows, dialect)
+            assert insert_bound_rows_ignoring_duplicates(session, Touchpoint, self.COLUMNS, bound) == 1_234
+        with database.sessions.begin() as session:
+            again = bind_rows(Touchpoint, self.COLUMNS, self._tuples(*range(1_200, 1_300)), dialect)
+            assert insert_bound_rows_ignoring_duplicates(session, Touchpoint, self.COLUMNS, again) == 66
+        with database.sessions() as session:
+            assert session.scalar(select(func.count()).select_from(Touchpoint)) == 1_300
+
+    def test_values_are_bound_and_checked_by_their_column_types(self, database: Database):
+        checksummed = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
+        row = _rows(0)[0] | {"amount": 2**256 - 1, "consumer": checksummed}
+        bound = bind_rows(
+            Touchpoint, self.COLUMNS, [tuple(row[name] for name in self.COLUMNS)], database.engine.dialect
+        )
+        with database.sessions.begin() as session:
+            insert_bound_rows_ignoring_duplicates(session, Touchpoint, self.COLUMNS, bound)
+        with database.sessions() as session:
+            stored = session.scalars(select(Touchpoint)).one()
+        assert (stored.amount, stored.consumer) == (2**256 - 1, checksummed.lower())
+        for bad in ({"amount": 2**256}, {"amount": -1}, {"consumer": "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beae"},
+                    {"consumer": "0x5AAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"}, {"evidence_hash": "0x12"}):  # fmt: skip
+            with pytest.raises(ValueError):
+                bind_rows(Touchpoint, self.COLUMNS, [tuple((row | bad)[name] for name in self.COLUMNS)],
+                          database.engine.dialect)  # fmt: skip
 
 
 class TestSessionFactory:
