@@ -1,1 +1,1 @@
-"""The HTTP face of adledger (FastAPI), built on ``ledger``: coming with the API issue."""
+"""The HTTP face of adledger (FastAPI) on ``ledger``: ``api.app.create_app(settings)``, run by ``adledger serve``."""

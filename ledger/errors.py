@@ -342,6 +342,70 @@ class SiweNonceUsed(SiweError):
         super().__init__(f"the nonce {nonce!r} is unknown or already used")
 
 
+# Callers of the API (ledger.auth): wallet sessions and attester API keys
+class CredentialsRequired(LedgerError):
+    """Raised when a request that needs a caller carries neither a session token nor an API key."""
+
+    code = "credentials_required"
+    help = "send `Authorization: Bearer <session token or API key>`, or an API key as `X-API-Key: <key>`"
+
+
+class InvalidSession(LedgerError):
+    """Raised when a session token is unknown, ended by logout, or past its expiry (one code: the fix is the same)."""
+
+    code = "invalid_session"
+    help = "sign in again with a fresh Sign-In with Ethereum message"
+
+
+class InvalidApiKey(LedgerError):
+    """Raised when an API key is unknown or revoked, or its attester is no longer on the campaign on chain."""
+
+    code = "invalid_api_key"
+    help = "ask the campaign's marketer for a new key"
+
+
+class AccessDenied(LedgerError):
+    """Raised when a known caller asks for what its credential does not cover (another campaign, another
+    attester's engagement); the message says which."""
+
+    code = "access_denied"
+
+
+class NotCampaignMarketer(AccessDenied):
+    """Raised when a wallet manages a campaign (its attesters' API keys) that another marketer created."""
+
+    code = "not_marketer"
+    help = "sign in with the wallet that created the campaign"
+
+    def __init__(self, campaign_id: int, caller: str) -> None:
+        self.campaign_id = campaign_id
+        self.caller = caller
+        super().__init__(f"{caller} is not the marketer of campaign {campaign_id}")
+
+
+class AttesterNotRegistered(LedgerError):
+    """Raised when an API key is asked for an address that is not an attester of the campaign on chain (as indexed)."""
+
+    code = "attester_not_registered"
+    help = "add the attester to the campaign on chain first; it counts once the indexer has seen the block"
+
+    def __init__(self, campaign_id: int, attester: str) -> None:
+        self.campaign_id = campaign_id
+        self.attester = attester
+        super().__init__(f"{attester} is not an attester of campaign {campaign_id}")
+
+
+class ApiKeyNotFound(LedgerError, LookupError):
+    """Raised when a campaign has no API key with the given id."""
+
+    code = "api_key_not_found"
+
+    def __init__(self, campaign_id: int, key_id: int) -> None:
+        self.campaign_id = campaign_id
+        self.key_id = key_id
+        super().__init__(f"campaign {campaign_id} has no API key {key_id}")
+
+
 class ContractRevert(LedgerError):
     """Raised when a contract reverts with a custom error; subclasses are named after the Solidity error."""
 

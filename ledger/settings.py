@@ -37,6 +37,18 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL of the CRM and index database; empty means the SQLite file data_dir/adledger.db. "
         "PostgreSQL: postgresql+psycopg://user@host:5432/db.",
     )
+    api_domain: str = Field(
+        default="localhost:8000",
+        description="The authority (host[:port]) clients reach the API at; Sign-In with Ethereum messages must name "
+        "it, so a message signed for another site cannot sign in here.",
+    )
+    session_ttl: int = Field(
+        default=3600, ge=60, le=86_400, description="Seconds a wallet's session token lasts after sign-in."
+    )
+    siwe_nonce_ttl: int = Field(default=600, ge=30, description="Seconds a sign-in nonce stays usable once issued.")
+    api_max_body_bytes: int = Field(
+        default=1_048_576, ge=1024, description="Largest request body the API reads; larger ones get 413."
+    )
 
     @model_validator(mode="after")
     def _default_database_url(self) -> Settings:

@@ -301,6 +301,22 @@ def index(
     _print_index_summary(indexer, settings)
 
 
+@app.command()
+@reports_errors
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on (0.0.0.0: every interface)."),
+    port: int = typer.Option(8000, "--port", min=1, max=65535, help="TCP port to listen on."),
+    chain: str = typer.Option(None, help="eth-tester, anvil or an http(s):// JSON-RPC URL (default ADLEDGER_CHAIN)."),
+) -> None:
+    """Serve the HTTP API (/v1; OpenAPI at /docs) with uvicorn until Ctrl-C. Sign-in messages must name
+    ADLEDGER_API_DOMAIN (default localhost:8000): set it to the host and port clients use."""
+    import uvicorn
+
+    from api.app import create_app
+
+    uvicorn.run(create_app(_settings(chain)), host=host, port=port, log_level="info")
+
+
 def _log_warnings_to(console_: Console) -> None:
     """Routes the library's warnings (the indexer's retries while following) to ``console_``."""
     import logging
@@ -376,6 +392,68 @@ def reconcile_command(
         differences.add_row(d.table, d.kind, d.key, d.describe())
     console.print(differences)
     raise typer.Exit(code=1)
+
+
+@app.command("settle")
+@reports_errors
+def settle_command(
+    follow: bool = typer.Option(False, "--follow", help="Keep settling what arrives after the drain (Ctrl-C stops)."),
+    poll: float = typer.Option(2.0, "--poll", min=0.1, help="Seconds between cycles with --follow."),
+    max_wait: float = typer.Option(
+        30.0, "--max-wait", min=0, help="With --follow, a batch not full by gas goes once its oldest waited this long."
+    ),
+    chain: str = typer.Option(None, help="eth-tester, anvil or an http(s):// JSON-RPC URL (default ADLEDGER_CHAIN)."),
+) -> None:
+    """Settle the engagement outbox: queued engagements in settle() batches, each marked settled or rejected from
+    its receipt; transactions a previous run left in flight are followed up first. Signs as the devnet's attester
+    (account 2 of ADLEDGER_MNEMONIC): production attester keys (keystore, remote signer) are a later concern."""
+    import threading
+
+    from ledger.db import create_engine_for, session_factory, upgrade
+    from ledger.settlement.batcher import Batcher, BatcherOptions
+
+    settings = _settings(chain)
+    _log_warnings_to(err)  # reverted, dropped, replaced and refused batches are logged as warnings
+    with connect(settings) as connected:
+        suite = Suite.load(connected, settings.deployment_file)
+        engine = create_engine_for(settings)
+        try:
+            upgrade(engine)
+            options = BatcherOptions(max_wait_seconds=max_wait, confirmations=settings.confirmations)
+            batcher = Batcher(connected, suite, session_factory(engine), connected.accounts.attester, options)
+            stop = threading.Event()
+            try:
+                if follow:
+                    batcher.follow(poll, stop)
+                else:
+                    batcher.run_once()
+            except KeyboardInterrupt:
+                stop.set()
+        finally:
+            engine.dispose()
+    stats = batcher.stats
+    reasons = ", ".join(f"{count} {reason}" for reason, count in sorted(stats.reasons.items()))
+    console.print(
+        f"[green]{stats.settled:,} settled[/green], {stats.rejected:,} rejected{f' ({reasons})' if reasons else ''}"
+        f" in {stats.batches:,} new batches"
+    )
+    if stats.gas_per_engagement is not None:
+        console.print(
+            f"  gas per engagement {stats.gas_per_engagement:,} ({stats.gas_used:,} over {stats.gas_engagements:,})"
+        )
+    if stats.rebroadcast or stats.replaced or stats.requeued or stats.pending:
+        console.print(
+            f"  recovered: {stats.rebroadcast} rebroadcast, {stats.replaced} replaced, {stats.requeued} back in the"
+            f" queue; {stats.pending} batches still awaiting a receipt"
+        )
+    if stats.held:
+        held = ", ".join(f"{count:,} {reason}" for reason, count in sorted(stats.held.items()))
+        console.print(f"  [yellow]held in the queue[/yellow]: {held}")
+    for reverted in stats.reverted:
+        err.print(
+            f"  [red]batch {reverted.batch_id} reverted[/red] {reverted.tx_hash}: "
+            f"{reverted.error.code}: {reverted.error}"
+        )
 
 
 conversions_app = typer.Typer(help="Purchases from shops and POS systems (conversions).", no_args_is_help=True)

@@ -1,0 +1,113 @@
+"""Named dependencies: the settings, a database session per request, the deployment, the metrics, and who calls.
+
+Principals: ``Attester`` (an API key, as ``Authorization: Bearer adl_…`` or ``X-API-Key: adl_…``) and ``Wallet``
+(a signed-in session, ``Authorization: Bearer adls_…``). Resolving one reads the database through ``ledger.auth``;
+a missing or dead credential is a ``LedgerError`` (401), answered by ``api.problems``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.metrics import Metrics
+from ledger.auth import api_keys, sessions
+from ledger.auth.api_keys import AttesterCaller
+from ledger.auth.sessions import WalletCaller
+from ledger.chain import Chain
+from ledger.db import SQLITE_IMMEDIATE
+from ledger.errors import CredentialsRequired, DeploymentNotFound
+from ledger.settings import Settings
+from ledger.suite import Deployment
+
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="BearerToken",
+    description="A wallet's session token (`adls_…`, from POST /v1/auth/siwe) or an attester's API key (`adl_…`).",
+)
+_api_key = APIKeyHeader(
+    name="X-API-Key", auto_error=False, scheme_name="ApiKey", description="An attester's API key (`adl_…`)."
+)
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What the app's lifespan builds: the database's sessions, the deployment manifest (None when there is none:
+    the app still starts, and /readyz says why it is not ready) and the chain (None when unreachable)."""
+
+    sessions: sessionmaker[Session] | None = None
+    deployment: Deployment | None = None
+    chain: Chain | None = None
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One session per request, closed (rolled back unless committed) afterwards. A request that may write
+    begins with SQLite's write lock (BEGIN IMMEDIATE): a deferred transaction that read before another writer
+    committed could not write afterwards (ledger.settlement.outbox). PostgreSQL ignores the option."""
+    factory = get_runtime(request).sessions
+    if factory is None:
+        raise RuntimeError("the app's lifespan has not run: serve it with uvicorn, or enter its lifespan in tests")
+    with factory() as session:
+        if request.method not in READ_METHODS:
+            session.connection(execution_options={SQLITE_IMMEDIATE: True})
+        yield session
+
+
+def get_deployment(request: Request) -> Deployment:
+    """The manifest read at startup; DeploymentNotFound (503) when there was none."""
+    deployment = get_runtime(request).deployment
+    if deployment is None:
+        raise DeploymentNotFound(f"no deployment manifest at {request.app.state.settings.deployment_file}")
+    return deployment
+
+
+def get_metrics(request: Request) -> Metrics:
+    metrics: Metrics = request.app.state.metrics
+    return metrics
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+SessionDep = Annotated[Session, Depends(get_session)]
+DeploymentDep = Annotated[Deployment, Depends(get_deployment)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+
+
+def get_attester(
+    session: SessionDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    api_key: Annotated[str | None, Depends(_api_key)],
+) -> AttesterCaller:
+    key = api_key or (bearer.credentials if bearer is not None else None)
+    if not key:
+        raise CredentialsRequired("this route needs an attester's API key")
+    return api_keys.caller_of(session, key)
+
+
+def get_wallet(
+    session: SessionDep, bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> WalletCaller:
+    if bearer is None:
+        raise CredentialsRequired("this route needs a wallet's session token (sign in with POST /v1/auth/siwe)")
+    return sessions.caller_of(session, bearer.credentials)
+
+
+Attester = Annotated[AttesterCaller, Depends(get_attester)]
+Wallet = Annotated[WalletCaller, Depends(get_wallet)]
