@@ -145,12 +145,19 @@ def demo(
 def up(
     serve: bool = typer.Option(True, help="Keep the devnet running after seeding (--no-serve exits)."),
     port: int = PortOption,
+    api_port: int = typer.Option(8000, "--api-port", min=1, max=65535, help="TCP port of the HTTP API."),
 ) -> None:
     """The main job: anvil devnet, the suite deployed, the demo campaign seeded and indexed into the CRM database;
-    then it keeps serving, the indexer following new blocks, until Ctrl-C."""
+    then it keeps serving until Ctrl-C: the indexer following new blocks, the settlement batcher draining the
+    engagement outbox, and the HTTP API on 127.0.0.1:<api-port>."""
     import threading
 
+    from ledger.db import session_factory
+    from ledger.settlement.batcher import Batcher, BatcherOptions
+
     settings = _settings("anvil", anvil_port=port)
+    if "api_domain" not in settings.model_fields_set:  # sign-in messages name the host and port clients use
+        settings = settings.model_copy(update={"api_domain": f"localhost:{api_port}"})
     with connect(settings) as connected:
         suite = _ensure_suite(connected, settings)
         _print_deployment(suite, settings)
@@ -159,24 +166,45 @@ def up(
         try:
             indexer.run_once()
             _print_index_summary(indexer, settings)
-            if serve:
-                stop = threading.Event()
-                _log_warnings_to(err)
-                follower = threading.Thread(target=indexer.follow, args=(1.0, stop), name="indexer", daemon=True)
-                follower.start()
-                url = connected.w3.provider.endpoint_uri  # type: ignore[attr-defined]
-                console.print(
-                    f"\n[green]devnet running[/green] at [bold]{url}[/bold], indexer following; "
-                    "Ctrl-C stops both (state is kept)"
-                )
-                try:
-                    _wait_forever()
-                except KeyboardInterrupt:
-                    console.print("stopping the indexer and the devnet …")
-                    stop.set()
-                    follower.join(timeout=10)
+            if not serve:
+                return
+            stop = threading.Event()
+            _log_warnings_to(err)
+            options = BatcherOptions(confirmations=settings.confirmations)
+            batcher = Batcher(connected, suite, session_factory(engine), connected.accounts.attester, options)
+            workers = [
+                threading.Thread(target=indexer.follow, args=(1.0, stop), name="indexer", daemon=True),
+                threading.Thread(target=batcher.follow, args=(2.0, stop), name="batcher", daemon=True),
+            ]
+            api = _api_server(settings, api_port)
+            workers.append(threading.Thread(target=api.run, name="api", daemon=True))
+            for worker in workers:
+                worker.start()
+            url = connected.w3.provider.endpoint_uri  # type: ignore[attr-defined]
+            console.print(
+                f"\n[green]devnet running[/green] at [bold]{url}[/bold]; API at [bold]http://127.0.0.1:{api_port}"
+                "[/bold] (OpenAPI at /docs); indexer and batcher following. Ctrl-C stops all (state is kept)"
+            )
+            try:
+                _wait_forever()
+            except KeyboardInterrupt:
+                console.print("stopping the API, the batcher, the indexer and the devnet …")
+                stop.set()
+                api.should_exit = True
+                for worker in workers:
+                    worker.join(timeout=10)
         finally:
             engine.dispose()
+
+
+def _api_server(settings: Settings, port: int) -> Any:
+    """A uvicorn server for the API, run in a thread by ``up`` (signals stay with the main thread)."""
+    import uvicorn
+
+    from api.app import create_app
+
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    return uvicorn.Server(config)
 
 
 def _wait_forever() -> None:

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -59,3 +66,38 @@ def test_demo_without_a_deployment_on_a_url_chain_reports_a_clear_error(tmp_path
     result = CliRunner().invoke(app, ["deploy", "--chain", "http://127.0.0.1:9"])
     assert result.exit_code == 1
     assert "chain_unavailable" in result.output
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.anvil
+def test_main_job_serves_the_api_with_the_indexer_and_batcher_until_ctrl_c(tmp_path: Path):
+    """`make run` as a user runs it: the API answers ready on the seeded devnet, and Ctrl-C stops everything."""
+    api_port = _free_port()
+    env = os.environ | {"ADLEDGER_DATA_DIR": str(tmp_path)}
+    command = [sys.executable, "-m", "scripts.cli", "up", "--port", "0", "--api-port", str(api_port)]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               cwd=Path(__file__).resolve().parents[2])  # fmt: skip
+    try:
+        ready = None
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                ready = httpx.get(f"http://127.0.0.1:{api_port}/readyz", timeout=2)
+                if ready.status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.5)
+        assert ready is not None and ready.status_code == 200, ready and ready.text
+        body = ready.json()
+        assert body["checks"] == {"database": "ok", "deployment": "ok", "chain": "ok"} and body["indexer_lag"] == 0
+    finally:
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, output
+    assert "indexer and batcher following" in output and "stopping the API" in output
