@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Dialect, Engine, Table, create_engine, event, make_url
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator
@@ -146,6 +147,24 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 def _sqlite_pragma(connection: Connection, pragma: str) -> None:
     """Runs a PRAGMA outside any transaction (inside one, foreign_keys is silently ignored)."""
     connection.connection.driver_connection.execute(pragma)  # type: ignore[union-attr]
+
+
+_Row = TypeVar("_Row")
+
+
+def add_or_get(session: Session, row: _Row, find: Callable[[], _Row | None]) -> tuple[_Row, bool]:
+    """Adds ``row`` in a savepoint and returns ``(row, True)``; when a concurrent writer stored the same unique
+    key first, returns ``(what find() reads now, False)``. Check-then-insert alone races; the unique constraint
+    decides, and only this savepoint is rolled back, not the caller's transaction."""
+    try:
+        with session.begin_nested():
+            session.add(row)
+        return row, True
+    except IntegrityError:
+        existing = find()
+        if existing is None:
+            raise
+        return existing, False
 
 
 # SQLite bulk inserts bind many rows per statement: sqlite3's executemany takes the GIL back after every row, and

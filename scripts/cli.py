@@ -298,8 +298,6 @@ def index(
     chain: str = typer.Option(None, help="eth-tester, anvil or an http(s):// JSON-RPC URL (default ADLEDGER_CHAIN)."),
 ) -> None:
     """Index the deployed suite's events into the CRM database (reorg-safe, resumable), then print a summary."""
-    import threading
-
     from rich.progress import BarColumn, Progress, TextColumn
 
     settings = _settings(chain)
@@ -315,15 +313,7 @@ def index(
             if rebuild:
                 indexer.rebuild()
                 console.print(f"[yellow]dropped the indexed rows of chain {connected.chain_id}[/yellow]: rebuilding")
-            stop = threading.Event()
-            try:
-                if follow:
-                    _log_warnings_to(err)  # the follower reports outages and keeps going
-                    indexer.follow(poll, stop)
-                else:
-                    indexer.run_once()
-            except KeyboardInterrupt:
-                stop.set()
+            _once_or_follow(indexer, follow, poll)
         finally:
             engine.dispose()
     _print_index_summary(indexer, settings)
@@ -343,6 +333,22 @@ def serve(
     from api.app import create_app
 
     uvicorn.run(create_app(_settings(chain)), host=host, port=port, log_level="info")
+
+
+def _once_or_follow(worker: Any, follow: bool, poll: float) -> None:
+    """``worker.run_once()``, or with ``follow`` ``worker.follow(poll, stop)`` (outages logged, not fatal), until
+    done or Ctrl-C; the worker's checkpoint or outbox says where the next run resumes."""
+    import threading
+
+    stop = threading.Event()
+    try:
+        if follow:
+            _log_warnings_to(err)
+            worker.follow(poll, stop)
+        else:
+            worker.run_once()
+    except KeyboardInterrupt:
+        stop.set()
 
 
 def _log_warnings_to(console_: Console) -> None:
@@ -435,8 +441,6 @@ def settle_command(
     """Settle the engagement outbox: queued engagements in settle() batches, each marked settled or rejected from
     its receipt; transactions a previous run left in flight are followed up first. Signs as the devnet's attester
     (account 2 of ADLEDGER_MNEMONIC): production attester keys (keystore, remote signer) are a later concern."""
-    import threading
-
     from ledger.db import create_engine_for, session_factory, upgrade
     from ledger.settlement.batcher import Batcher, BatcherOptions
 
@@ -449,14 +453,7 @@ def settle_command(
             upgrade(engine)
             options = BatcherOptions(max_wait_seconds=max_wait, confirmations=settings.confirmations)
             batcher = Batcher(connected, suite, session_factory(engine), connected.accounts.attester, options)
-            stop = threading.Event()
-            try:
-                if follow:
-                    batcher.follow(poll, stop)
-                else:
-                    batcher.run_once()
-            except KeyboardInterrupt:
-                stop.set()
+            _once_or_follow(batcher, follow, poll)
         finally:
             engine.dispose()
     stats = batcher.stats

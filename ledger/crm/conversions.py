@@ -25,13 +25,12 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Executable, String, bindparam, func, select, true
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ledger.crm.models import Conversion, Customer
 from ledger.crm.money import MAX_MINOR, check_minor, format_minor, normalize_currency, parse_minor
 from ledger.crm.repository import MAX_CUSTOMER_ID, get_customer, normalize_email, normalize_phone
-from ledger.db import SQLITE_IMMEDIATE, insert_ignoring_duplicates
+from ledger.db import SQLITE_IMMEDIATE, add_or_get, insert_ignoring_duplicates
 from ledger.errors import ConversionConflict, CustomerNotFound, InvalidConversion, InvalidConversionFile, LedgerError
 from ledger.types import utcnow
 
@@ -85,9 +84,9 @@ def record_conversion(
     source, order_ref = check_source(source), _check_order_ref(order_ref)
     currency, occurred_at = normalize_currency(currency), _check_time(occurred_at)
     values: _Values = (customer_id, check_minor(value_minor), currency, occurred_at)
-    existing = _find(session, source, order_ref)
-    if existing is None:
-        conversion = Conversion(
+    found = _find(session, source, order_ref)
+    if found is None:
+        new = Conversion(
             customer_id=customer_id,
             source=source,
             order_ref=order_ref,
@@ -95,18 +94,15 @@ def record_conversion(
             currency=currency,
             occurred_at=occurred_at,
         )
-        try:
-            with session.begin_nested():  # a concurrent writer may store the same order first
-                session.add(conversion)
+        conversion, created = add_or_get(session, new, lambda: _find(session, source, order_ref))
+        if created:
             return conversion, True
-        except IntegrityError:
-            existing = _find(session, source, order_ref)
-            if existing is None:
-                raise
-    stored = _values_of(existing)
+    else:
+        conversion = found
+    stored = _values_of(conversion)
     if stored != values:
         raise ConversionConflict(_conflict(source, order_ref, stored))
-    return existing, False
+    return conversion, False
 
 
 def import_conversions_csv(

@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session
 
 from ledger.crm.models import Campaign, Claim, Rejection, Touchpoint, WalletLink, WalletLinkNonce
 from ledger.crm.repository import get_customer
+from ledger.db import add_or_get
 from ledger.errors import InvalidLinkSignature, LinkExpired, LinkNonceUsed, WalletLinkedElsewhere
 from ledger.typed_data import Domain, link_message, signable
 from ledger.types import check_uint256, normalize_address
@@ -98,31 +99,31 @@ def link_wallet(
     _verify(domain, message, proof, wallet)
 
     evidence = "0x" + proof.hex()
-    existing = _link_of(session, brand, wallet)
+    found = _link_of(session, brand, wallet)
     this_request = (customer_id, nonce, evidence)
-    if existing is not None and (existing.customer_id, existing.nonce, existing.signature) == this_request:
-        return existing  # a retry of the request that made this link, whose nonce is this one
+    if found is not None and (found.customer_id, found.nonce, found.signature) == this_request:
+        return found  # a retry of the request that made this link, whose nonce is this one
     with session.begin_nested():  # a refusal below leaves nothing behind, not even the spent nonce
         _spend(session, wallet, nonce)
-        if existing is None:
-            existing = _insert(
-                session,
-                WalletLink(
-                    customer_id=customer_id,
-                    brand=brand,
-                    wallet=wallet,
-                    chain_id=domain.chain_id,
-                    nonce=nonce,
-                    deadline=deadline,
-                    signature=evidence,
-                    linked_at=datetime.fromtimestamp(moment, UTC),
-                ),
+        if found is None:
+            new = WalletLink(
+                customer_id=customer_id,
+                brand=brand,
+                wallet=wallet,
+                chain_id=domain.chain_id,
+                nonce=nonce,
+                deadline=deadline,
+                signature=evidence,
+                linked_at=datetime.fromtimestamp(moment, UTC),
             )
-        if existing.customer_id != customer_id:
+            link, _ = add_or_get(session, new, lambda: _link_of(session, brand, wallet))
+        else:
+            link = found
+        if link.customer_id != customer_id:
             raise WalletLinkedElsewhere(to_checksum_address(wallet), to_checksum_address(brand))
         _attach(session, customer_id, brand, wallet)
     session.expire(customer, ["wallet_links"])
-    return existing
+    return link
 
 
 def unlink_wallet(session: Session, *, customer_id: int, brand: str, wallet: str) -> bool:
@@ -195,19 +196,6 @@ def _spend(session: Session, wallet: str, nonce: int) -> None:
             session.add(WalletLinkNonce(wallet=wallet, nonce=nonce))
     except IntegrityError:
         raise LinkNonceUsed(to_checksum_address(wallet), nonce) from None
-
-
-def _insert(session: Session, link: WalletLink) -> WalletLink:
-    """Stores the new link, or returns the one a concurrent writer stored first for the same brand and wallet."""
-    try:
-        with session.begin_nested():
-            session.add(link)
-        return link
-    except IntegrityError:
-        current = _link_of(session, link.brand, link.wallet)
-        if current is None:
-            raise
-        return current
 
 
 def _attach(session: Session, customer_id: int, brand: str, wallet: str) -> None:

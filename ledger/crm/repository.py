@@ -11,10 +11,10 @@ from __future__ import annotations
 import re
 
 from sqlalchemy import or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ledger.crm.models import Customer, LifecycleStage
+from ledger.db import add_or_get
 from ledger.errors import AmbiguousCustomer, CustomerNotFound, InvalidContact
 
 _SEPARATORS = re.compile(r"[\s\-.()/]")
@@ -74,20 +74,17 @@ def upsert_customer(
         "tier": tier,
         "owner": owner,
     }
-    existing = _find(session, email_key, phone_key)
-    if existing is None:
-        customer = Customer(**given, lifecycle_stage=LifecycleStage.AWARE)
-        try:
-            with session.begin_nested():  # a concurrent writer may insert the same person first
-                session.add(customer)
+    found = _find(session, email_key, phone_key)
+    if found is None:
+        new = Customer(**given, lifecycle_stage=LifecycleStage.AWARE)
+        customer, created = add_or_get(session, new, lambda: _find(session, email_key, phone_key))
+        if created:
             return customer, False
-        except IntegrityError:
-            existing = _find(session, email_key, phone_key)
-            if existing is None:
-                raise
-    _fill_blanks(existing, given)
+    else:
+        customer = found
+    _fill_blanks(customer, given)
     session.flush()
-    return existing, True
+    return customer, True
 
 
 def _find(session: Session, email: str | None, phone: str | None) -> Customer | None:
