@@ -35,9 +35,8 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from enum import Enum, StrEnum
 from typing import Any, cast
 
 from eth_account.signers.local import LocalAccount
@@ -65,16 +64,12 @@ from ledger.settlement.batch import (
     estimate_gas,
     plan_batches,
 )
+from ledger.settlement.fees import Fees, GasPolicy
 from ledger.settlement.outbox import next_queued
 from ledger.settlement.outbox_models import BatchStatus, EngagementStatus, OutboxEngagement, SettlementBatch
-from ledger.settlement.receipts import (
-    Broadcast,
-    Fees,
-    GasPolicy,
-    RevertedBatch,
-    SettleReport,
-    SettleTransactions,
-)
+from ledger.settlement.precheck import CampaignRules, CampaignView, ConsentVerdict, Hold, consent_verdict, select_ready
+from ledger.settlement.receipts import SettleTransactions
+from ledger.settlement.report import Broadcast, RevertedBatch, SettleReport
 from ledger.suite import Deployment, Suite
 
 __all__ = [
@@ -98,7 +93,6 @@ FOLLOW_MAX_PAUSE = 60.0
 DRAIN_LIMIT = 10_000
 #: Consent records read per JSON-RPC batch of eth_calls.
 _CALL_CHUNK = 500
-_EXPIRY_MASK, _GRANT_MASK = (1 << 40) - 1, (1 << 32) - 1
 
 
 @dataclass(frozen=True)
@@ -121,96 +115,6 @@ class BatcherOptions:
             raise ValueError("max_wait_seconds, consent_grace_seconds and confirmations cannot be negative")
         if self.drain_limit < 1:
             raise ValueError("drain_limit must be at least 1")
-
-
-class Hold(StrEnum):
-    """Why a queued engagement stays queued this cycle (``SettleReport.held``)."""
-
-    NO_CONSENT_YET = "no_consent_yet"
-    BUDGET = "budget"
-    CAMPAIGN_PAUSED = "campaign_paused"
-    CAMPAIGN_CLOSED = "campaign_closed"
-    UNKNOWN_CAMPAIGN = "unknown_campaign"
-    NOT_ATTESTER = "not_attester"
-    FEE_CAP = "fee_cap"
-    AFTER_REVERT = "after_revert"  # the campaign's last batch reverted for a reason no pre-check foresees
-    WAITING = "waiting"  # follow: in a batch neither full by gas nor old enough yet
-
-
-class ConsentVerdict(Enum):
-    GRANTED = "granted"  # the escrow will count it (unless it is revoked or expires before the batch is mined)
-    REFUSED = "refused"  # NoConsent for good: send it, the chain records the rejection
-    NOT_YET = "not_yet"  # not held now, within the grace: keep it queued
-
-
-@dataclass(frozen=True)
-class CampaignRules:
-    """A campaign's terms as settlement needs them; fixed at creation, so read once per process."""
-
-    brand: str
-    starts_at: int
-    ends_at: int
-    rewards: tuple[int, ...]  # per Action
-    purposes: tuple[int, ...]  # per Action; 0 = not offered
-
-
-@dataclass(frozen=True)
-class _CampaignView:
-    rules: CampaignRules | None
-    budget: int
-    hold: Hold | None  # set when the whole campaign waits
-
-
-def consent_verdict(record: int, required: int, occurred_at: int, now: int, grace: int) -> ConsentVerdict:
-    """What the escrow will say about consent for an engagement at ``occurred_at`` needing ``required`` purposes,
-    given the consumer's packed record (IConsentRegistry layout) as of the block at ``now``."""
-    held = record & 0xFF
-    expires_at = (record >> 8) & _EXPIRY_MASK
-    if now < expires_at and held & required == required:
-        granted = [(record >> (64 + 32 * i)) & _GRANT_MASK for i in range(6) if required >> i & 1]
-        # a held purpose's grant time only ever moves later (revoke and grant, or lapse and grant): final
-        return ConsentVerdict.GRANTED if all(at <= occurred_at for at in granted) else ConsentVerdict.REFUSED
-    return ConsentVerdict.NOT_YET if now - occurred_at < grace else ConsentVerdict.REFUSED
-
-
-def select_ready(
-    rows: Sequence[OutboxEngagement],
-    rules: CampaignRules,
-    budget: int,
-    consents: Mapping[str, int],
-    now: int,
-    grace: int,
-) -> tuple[list[OutboxEngagement], Counter[str]]:
-    """The rows to send now, in the given (consumer, time) order, and how many are held by reason.
-
-    ``budget`` is what the campaign can still pay after our unmined batches; every engagement that may be paid
-    reserves its reward (a cap may still reject it: conservative), so nothing sent is BudgetExhausted.
-    """
-    ready: list[OutboxEngagement] = []
-    held: Counter[str] = Counter()
-    blocked: dict[str, Hold] = {}  # consumer -> why an earlier engagement of theirs is held
-    for row in rows:
-        if row.consumer in blocked:
-            held[blocked[row.consumer]] += 1
-            continue
-        action = int(row.action)
-        required = rules.purposes[action]
-        payable = required != 0 and rules.starts_at <= row.occurred_at <= rules.ends_at
-        if payable:
-            verdict = consent_verdict(consents.get(row.consumer, 0), required, row.occurred_at, now, grace)
-            if verdict is ConsentVerdict.NOT_YET:
-                blocked[row.consumer] = Hold.NO_CONSENT_YET
-                held[Hold.NO_CONSENT_YET] += 1
-                continue
-            payable = verdict is ConsentVerdict.GRANTED
-        if payable:
-            if rules.rewards[action] > budget:
-                blocked[row.consumer] = Hold.BUDGET
-                held[Hold.BUDGET] += 1
-                continue
-            budget -= rules.rewards[action]
-        ready.append(row)
-    return ready, held
 
 
 #: Reverts the next cycle's pre-checks see coming by themselves (the campaign then waits in its hold). Any other
@@ -484,14 +388,14 @@ class Batcher:
             )
         return max(int(pending), -1 if highest is None else int(highest) + 1)
 
-    def _view(self, campaign_id: int, block: int) -> _CampaignView:
+    def _view(self, campaign_id: int, block: int) -> CampaignView:
         """The campaign's rules and live state at ``block``, and whether it must wait as a whole."""
         escrow = self.suite.escrow
         try:
             with named_reverts():
                 _, status, budget, _ = escrow.functions.campaignState(campaign_id).call(block_identifier=block)
         except EscrowUnknownCampaign:
-            return _CampaignView(None, 0, Hold.UNKNOWN_CAMPAIGN)
+            return CampaignView(None, 0, Hold.UNKNOWN_CAMPAIGN)
         rules = self._rules.get(campaign_id)
         if rules is None:
             with named_reverts():
@@ -515,7 +419,7 @@ class Batcher:
             hold = None if is_attester else Hold.NOT_ATTESTER
         if hold is not None:
             _log.info("settle: campaign %d waits (%s)", campaign_id, hold.value)
-        return _CampaignView(rules, int(budget), hold)
+        return CampaignView(rules, int(budget), hold)
 
     def _consent_records(self, consumers: Sequence[str], brand: str, block: int) -> dict[str, int]:
         """Each consumer's packed consent record for ``brand`` at ``block``: one storage read each, read in

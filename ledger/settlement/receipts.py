@@ -20,12 +20,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import Enum
 from typing import Any, cast
 
 from eth_account.signers.local import LocalAccount
@@ -41,142 +38,18 @@ from ledger.chain import DEVNET_TIP, Chain, revert_data
 from ledger.contracts import decode_revert
 from ledger.db import SQLITE_IMMEDIATE
 from ledger.errors import LedgerError, UnknownRevert
-from ledger.indexer.decode import decode_log
 from ledger.model import RejectReason
+from ledger.settlement.fees import Fees, GasPolicy, replacement_fees
 from ledger.settlement.outbox_models import BatchStatus, EngagementStatus, OutboxEngagement, SettlementBatch
+from ledger.settlement.report import Broadcast, Outcome, RevertedBatch, SettleReport, outcomes
 
 _log = logging.getLogger(__name__)
 
-#: Nodes accept a transaction replacing a pending one with the same nonce only if both fee fields rise by at least
-#: this much (geth's txpool PriceBump default is 10%; 12.5% also clears nodes that require one base-fee step).
-MIN_REPLACEMENT_BUMP_BPS = 1_250
 # Receipt polling while waiting: start quick (automining devnets answer at once), back off to a second.
 _FIRST_POLL, _MAX_POLL = 0.05, 1.0
 _KNOWN = ("already known", "already imported", "known transaction", "alreadyknown")
 _NONCE_USED = ("nonce too low", "nonce has already been used", "oldnonce")
 _UNDERPRICED = ("underpriced", "less than block base fee", "fee cap less than", "fee too low", "feecap")
-
-
-@dataclass(frozen=True)
-class GasPolicy:
-    """How the batcher prices its EIP-1559 transactions.
-
-    ``max_fee_per_gas`` = ``base_fee_multiplier`` x the latest base fee + the tip: a multiplier of 2 survives about
-    six full blocks of base-fee growth (12.5% each) before the transaction stops being includable. ``priority_fee``
-    None means 1 gwei on devnets and the node's ``eth_maxPriorityFeePerGas`` elsewhere. ``max_fee_cap`` (wei per
-    gas), when set, holds new batches while the market asks more and stops replacements from passing it.
-    """
-
-    priority_fee: int | None = None
-    base_fee_multiplier: int = 2
-    max_fee_cap: int | None = None
-    replacement_bump_bps: int = 2_500
-
-    def __post_init__(self) -> None:
-        if self.replacement_bump_bps < MIN_REPLACEMENT_BUMP_BPS:
-            raise ValueError(f"a replacement must raise fees by at least {MIN_REPLACEMENT_BUMP_BPS / 100}%")
-        if self.base_fee_multiplier < 1:
-            raise ValueError("base_fee_multiplier must be at least 1")
-        if self.priority_fee is not None and self.priority_fee < 0:
-            raise ValueError("priority_fee cannot be negative")
-
-
-@dataclass(frozen=True)
-class Fees:
-    max_fee_per_gas: int
-    max_priority_fee_per_gas: int
-
-
-def bump(fee: int, bps: int) -> int:
-    """``fee`` raised by ``bps`` basis points, rounded up, and by at least 1 wei."""
-    return max(fee + 1, -(-fee * (10_000 + bps) // 10_000))
-
-
-def replacement_fees(old: Fees, market: Fees, bps: int) -> Fees:
-    """Fees for a transaction replacing ``old`` (same nonce): each field bumped by ``bps``, or the market's, if
-    higher; the max fee never below the tip."""
-    tip = max(bump(old.max_priority_fee_per_gas, bps), market.max_priority_fee_per_gas)
-    return Fees(max(bump(old.max_fee_per_gas, bps), market.max_fee_per_gas, tip), tip)
-
-
-class Broadcast(Enum):
-    """What the node answered to eth_sendRawTransaction."""
-
-    ACCEPTED = "accepted"
-    KNOWN = "known"  # already in its pool: as good as accepted
-    NONCE_USED = "nonce_used"  # a transaction with this nonce is already mined (ours or not: recover decides)
-    UNDERPRICED = "underpriced"  # fees below the base fee, or too low to replace what holds the nonce
-    REFUSED = "refused"  # anything else the node refused
-
-
-@dataclass(frozen=True)
-class RevertedBatch:
-    """A batch whose transaction was mined with status 0; its engagements went back to the queue."""
-
-    batch_id: int
-    campaign_id: int
-    tx_hash: str
-    error: LedgerError  # decoded from a replay of the transaction (ledger.errors name, e.g. EscrowNotAttester)
-
-
-@dataclass
-class SettleReport:
-    """What the batcher did (one cycle, or the sum over a Batcher's life in ``Batcher.stats``)."""
-
-    batches: int = 0  # settle() transactions signed and broadcast for the first time
-    engagements: int = 0  # engagements in them
-    settled: int = 0  # marked settled (paid) from receipts
-    rejected: int = 0  # marked rejected from receipts, with the chain's reason
-    requeued: int = 0  # put back in the queue: their batch reverted or was dropped
-    rebroadcast: int = 0  # lost transactions sent again as they were
-    replaced: int = 0  # stuck or underpriced transactions replaced at a higher fee
-    pending: int = 0  # batches still without a receipt when the cycle ended (recover follows them up)
-    gas_used: int = 0  # over mined batches
-    gas_engagements: int = 0  # engagements in those mined batches
-    held: Counter[str] = field(default_factory=Counter)  # engagements left queued this cycle, by reason
-    reasons: Counter[str] = field(default_factory=Counter)  # rejections by RejectReason name
-    reverted: list[RevertedBatch] = field(default_factory=list)
-    batch_ids: list[int] = field(default_factory=list)  # the batches those first broadcasts recorded
-
-    @property
-    def gas_per_engagement(self) -> int | None:
-        return self.gas_used // self.gas_engagements if self.gas_engagements else None
-
-    def add(self, other: SettleReport) -> None:
-        for name in ("batches", "engagements", "settled", "rejected", "requeued", "rebroadcast", "replaced"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        self.pending = other.pending
-        self.gas_used += other.gas_used
-        self.gas_engagements += other.gas_engagements
-        self.held.update(other.held)
-        self.reasons.update(other.reasons)
-        self.reverted.extend(other.reverted)
-        self.batch_ids.extend(other.batch_ids)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """One engagement's outcome in a receipt: paid ``amount``, or rejected with ``reason``."""
-
-    amount: int | None
-    reason: RejectReason | None
-
-
-def outcomes(receipt: TxReceipt, escrow: str) -> dict[tuple[int, int], Outcome]:
-    """(campaign id, event id) -> outcome, from the receipt's Rewarded and Rejected logs of ``escrow``."""
-    contracts = {escrow.lower(): "CampaignEscrow"}
-    found: dict[tuple[int, int], Outcome] = {}
-    for raw in receipt["logs"]:
-        log = decode_log(cast(dict[str, Any], raw), contracts)
-        if log is None:
-            continue
-        if log.name == "Rewarded":
-            record = log.reward
-            found[(record.campaign_id, record.event_id)] = Outcome(record.amount, None)
-        elif log.name == "Rejected":
-            key = (int(log.fields["campaignId"]), int(log.fields["eventId"]))
-            found[key] = Outcome(None, RejectReason(int(log.fields["reason"])))
-    return found
 
 
 def _hex(value: bytes) -> str:

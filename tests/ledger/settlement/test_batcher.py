@@ -45,9 +45,9 @@ from ledger.settlement.batcher import (
     consent_verdict,
     select_ready,
 )
+from ledger.settlement.fees import Fees, bump, replacement_fees
 from ledger.settlement.outbox import EngagementIn, IntakeOutcome, IntakeResult, accept_engagements, engagement_state
 from ledger.settlement.outbox_models import BatchStatus, EngagementStatus, OutboxEngagement, SettlementBatch
-from ledger.settlement.receipts import Fees, bump, replacement_fees
 from ledger.suite import Suite
 from tests.contracts.helpers import DAY, MARKETER_FUNDS, REWARDS, TOKEN, CampaignFactory
 from tests.ledger.databases import Database
