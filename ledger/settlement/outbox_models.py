@@ -87,6 +87,10 @@ class SettlementBatch(Base):
     sent_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     block_number: Mapped[int | None] = mapped_column(BigInteger)  # from the receipt
     gas_used: Mapped[int | None] = mapped_column(BigInteger)  # from the receipt
+    # the attempt this one replaced at a higher fee (same nonce); both stay findable by their hashes
+    replaces_id: Mapped[int | None] = mapped_column(ForeignKey("settlement_batches.id", ondelete="SET NULL"))
+    error_code: Mapped[str | None] = mapped_column(String(64))  # a reverted batch: the ledger.errors code ...
+    error_detail: Mapped[str | None] = mapped_column(Text)  # ... and its message, decoded from a replay
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 

@@ -4,8 +4,8 @@ dropped or reverted ones put back in the queue).
 
 Every signed transaction is one ``settlement_batches`` row, written with its raw bytes *before* it is broadcast,
 so a process killed at any point leaves a row that says what may be on the wire. ``recover`` walks the open
-(``sent``) rows of our sender, grouped by nonce (a replacement is a second row with the same nonce; the schema has
-no column for a replaced hash, so each attempt keeps its own row and hash), and settles each group by what the
+(``sent``) rows of our sender, grouped by nonce (a replacement is a second row with the same nonce, pointing at the
+attempt it replaced by ``replaces_id``; each attempt keeps its own row and hash), and settles each group by what the
 node knows: a receipt decides it; a nonce already used by a transaction that is none of ours means dropped (rows
 back to the queue); a nonce still free with no attempt known to the node means lost (rebroadcast the newest raw
 transaction, or replace it when the node now refuses its fee); an attempt pending too long is replaced with the
@@ -282,7 +282,8 @@ class SettleTransactions:
         raw_tx, tx_hash = self.sign(_hex(old["data"]), int(old["gas"]), batch.nonce, fees)
         with self._write() as session:
             same = ("campaign_id", "attester", "nonce", "gas_limit", "engagement_count")
-            replacement = self._attempt(session, {name: getattr(batch, name) for name in same}, raw_tx, tx_hash)
+            fields = {name: getattr(batch, name) for name in same} | {"replaces_id": batch.id}
+            replacement = self._attempt(session, fields, raw_tx, tx_hash)
             session.execute(
                 update(OutboxEngagement)
                 .where(OutboxEngagement.batch_id == batch.id, OutboxEngagement.status == EngagementStatus.SENT)
@@ -384,10 +385,11 @@ class SettleTransactions:
                 self._requeue_rows(session, ids, mined.id, now)
                 report.requeued += len(rows)
             self._close(session, mined.id, BatchStatus.MINED if error is None else BatchStatus.REVERTED, now)
+            why = {} if error is None else {"error_code": error.code, "error_detail": str(error)}
             session.execute(
                 update(SettlementBatch)
                 .where(SettlementBatch.id == mined.id)
-                .values(block_number=block, gas_used=gas_used)
+                .values(block_number=block, gas_used=gas_used, **why)
                 .execution_options(synchronize_session=False)
             )
             for attempt in attempts:

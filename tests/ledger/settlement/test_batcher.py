@@ -658,6 +658,7 @@ class TestRecover:
             assert batcher.recover().settled == 2
         old, new = scene.batches()
         assert (old.status, new.status, old.nonce) == (BatchStatus.DROPPED, BatchStatus.MINED, new.nonce)
+        assert (old.replaces_id, new.replaces_id) == (None, old.id)  # the history of the nonce, from the table
         before, after = fees_of(old), fees_of(new)
         assert after.max_fee_per_gas * 8 >= before.max_fee_per_gas * 9
         assert after.max_priority_fee_per_gas * 8 >= before.max_priority_fee_per_gas * 9
@@ -709,6 +710,7 @@ class TestRecover:
         assert (reverted.batch_id, reverted.tx_hash, report.requeued) == (batch.id, batch.tx_hash, 2)
         (after,) = scene.batches()
         assert after.status == BatchStatus.REVERTED and after.gas_used is not None
+        assert after.error_code == "not_attester" and "EscrowNotAttester" in (after.error_detail or "")
         rows = scene.rows()
         assert {row.status for row in rows.values()} == {QUEUED}
         assert {row.batch_id for row in rows.values()} == {batch.id}  # the failed batch stays findable
