@@ -2,8 +2,9 @@
 
 The indexer reads pages of thousands of logs; web3's request path (result formatters, the stdlib json parser)
 costs several times the node's own answer on such pages (TOOLCHAIN.md, bench index). Over HTTP this client
-posts the request itself and parses with orjson; any other provider (eth-tester) goes through web3's
-``make_request``, serialised by a lock since those providers are not thread-safe. A client may be shared by
+posts the request itself and parses with orjson; any other provider goes through web3's ``make_request``,
+serialised by a lock since those providers are not thread-safe. The indexer needs a JSON-RPC node (anvil, a URL):
+eth-tester's in-process provider takes and answers Python values, not JSON-RPC hex. A client may be shared by
 threads (requests' sessions are not thread-safe), hence a ``requests.Session`` per thread.
 
 Transient failures (connection refused or dropped, timeouts, HTTP 429 and 5xx, JSON-RPC "rate limit" answers)
