@@ -18,7 +18,18 @@ from api import problems
 from api.deps import Runtime
 from api.limits import BodySizeLimit
 from api.metrics import Metrics, RequestMetrics
-from api.routers import auth, campaigns, engagements, health
+from api.routers import (
+    auth,
+    campaigns,
+    consents,
+    conversions,
+    customers,
+    engagements,
+    health,
+    links,
+    marketer_campaigns,
+    rewards,
+)
 from ledger.chain import Chain, connect
 from ledger.db import create_engine_for, session_factory, upgrade
 from ledger.errors import DeploymentNotFound, LedgerError
@@ -56,7 +67,18 @@ def create_app(settings: Settings) -> FastAPI:
     # the last added runs first: time every request, including those refused for their size
     app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=app.state.metrics)
-    for router in (health.router, auth.router, campaigns.router, engagements.router):
+    for router in (
+        health.router,
+        auth.router,
+        campaigns.router,
+        marketer_campaigns.router,
+        engagements.router,
+        consents.router,
+        links.router,
+        rewards.router,
+        customers.router,
+        conversions.router,
+    ):
         app.include_router(router)
     return app
 

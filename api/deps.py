@@ -21,7 +21,7 @@ from ledger.auth.api_keys import AttesterCaller
 from ledger.auth.sessions import WalletCaller
 from ledger.chain import Chain
 from ledger.db import SQLITE_IMMEDIATE
-from ledger.errors import CredentialsRequired, DeploymentNotFound
+from ledger.errors import ChainError, CredentialsRequired, DeploymentNotFound
 from ledger.settings import Settings
 from ledger.suite import Deployment
 
@@ -78,6 +78,14 @@ def get_deployment(request: Request) -> Deployment:
     return deployment
 
 
+def get_chain(request: Request) -> Chain:
+    """The chain connected at startup; ChainError (503 chain_unavailable) when it could not be reached."""
+    chain = get_runtime(request).chain
+    if chain is None:
+        raise ChainError(f"the chain {request.app.state.settings.chain} was not reachable when the API started")
+    return chain
+
+
 def get_metrics(request: Request) -> Metrics:
     metrics: Metrics = request.app.state.metrics
     return metrics
@@ -87,6 +95,7 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_session)]
 DeploymentDep = Annotated[Deployment, Depends(get_deployment)]
+ChainDep = Annotated[Chain, Depends(get_chain)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 
 

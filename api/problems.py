@@ -49,6 +49,12 @@ STATUS: dict[str, int] = {
     "not_attester": 403,
     "attester_not_registered": 409,
     "api_key_not_found": 404,
+    # relayed marketer transactions
+    "invalid_transaction": 422,
+    "function_not_allowed": 422,
+    "wrong_signer": 403,
+    "campaign_mismatch": 403,
+    "transaction_not_found": 404,
     # Sign-In with Ethereum: a message that does not prove a sign-in here is an authentication failure
     "siwe_error": 401,
     "siwe_malformed": 422,
@@ -62,6 +68,7 @@ STATUS: dict[str, int] = {
     "siwe_nonce_used": 401,
     "invalid_signature": 401,
     "expired_signature": 401,
+    "invalid_cursor": 422,
     # engagement intake
     "campaign_not_indexed": 404,
     "campaign_not_open": 409,
@@ -72,6 +79,7 @@ STATUS: dict[str, int] = {
     "invalid_contact": 422,
     "customer_not_found": 404,
     "ambiguous_customer": 409,
+    "contact_in_use": 409,
     "nonce_used": 409,
     "wallet_linked_elsewhere": 409,
     "invalid_amount": 422,

@@ -147,6 +147,18 @@ class AmbiguousCustomer(LedgerError):
         super().__init__(f"the email and phone belong to different customers {customer_ids}")
 
 
+class ContactInUse(LedgerError):
+    """Raised when a customer's new email or phone (normalised) is already another customer's."""
+
+    code = "contact_in_use"
+    help = "correct the other customer's contact first, or keep this one's"
+
+    def __init__(self, field: str, customer_id: int) -> None:
+        self.field = field
+        self.customer_id = customer_id
+        super().__init__(f"that {field} already belongs to customer {customer_id}")
+
+
 class InvalidLinkSignature(LedgerError):
     """Raised when a wallet-link signature is malformed or was not made by the wallet over this link (another key,
     customer, brand, nonce, deadline, chain or registry); ``signer`` is what it recovers to, None if nothing."""
@@ -342,6 +354,41 @@ class SiweNonceUsed(SiweError):
         super().__init__(f"the nonce {nonce!r} is unknown or already used")
 
 
+# Gasless actions (ledger.gasless): a consumer's EIP-712 signature, checked off chain before it is relayed
+class SignatureExpired(LedgerError):
+    """Raised when a signed action's deadline (unix seconds) has passed before it could be relayed."""
+
+    code = "expired_signature"
+    help = "sign the action again with a later deadline"
+
+    def __init__(self, action: str, deadline: int, now: int) -> None:
+        self.action = action
+        self.deadline = deadline
+        self.now = now
+        super().__init__(f"the {action} signature expired at {deadline} (now {now})")
+
+
+class InvalidActionSignature(LedgerError):
+    """Raised when a signed action's signature is malformed or was not made by the signed-in wallet over this
+    message (another key, nonce, deadline, chain or contract); ``signer`` is what it recovers to, None if nothing."""
+
+    code = "invalid_signature"
+    help = "read the nonce and domain from GET /v1/consents/nonce and sign with the signed-in wallet's own key"
+
+    def __init__(self, action: str, wallet: str, signer: str | None, reason: str | None = None) -> None:
+        self.action = action
+        self.wallet = wallet
+        self.signer = signer
+        super().__init__(reason or f"the {action} signature was made by {signer}, not by the wallet {wallet}")
+
+
+class InvalidCursor(LedgerError, ValueError):
+    """Raised when a page cursor is not one this service handed out."""
+
+    code = "invalid_cursor"
+    help = "pass the next_cursor of the previous page unchanged, or no cursor for the first page"
+
+
 # Callers of the API (ledger.auth): wallet sessions and attester API keys
 class CredentialsRequired(LedgerError):
     """Raised when a request that needs a caller carries neither a session token nor an API key."""
@@ -404,6 +451,59 @@ class ApiKeyNotFound(LedgerError, LookupError):
         self.campaign_id = campaign_id
         self.key_id = key_id
         super().__init__(f"campaign {campaign_id} has no API key {key_id}")
+
+
+class InvalidTransaction(LedgerError, ValueError):
+    """Raised when a signed transaction given to relay cannot be relayed: not a signed EIP-1559 transaction, for
+    another chain, not addressed to the escrow, carrying ether, or with calldata no escrow function decodes."""
+
+    code = "invalid_transaction"
+    help = "sign an EIP-1559 (type 2) transaction to the escrow on this chain, as POST /v1/campaigns/prepare returns"
+
+
+class FunctionNotAllowed(LedgerError):
+    """Raised when a signed transaction calls an escrow function the route does not relay (a transfer, a settle,
+    a create on a campaign's route)."""
+
+    code = "function_not_allowed"
+
+    def __init__(self, function: str, allowed: tuple[str, ...]) -> None:
+        self.function = function
+        self.allowed = allowed
+        super().__init__(f"{function} is not relayed here; this route relays {', '.join(allowed)}")
+
+
+class WrongSigner(AccessDenied):
+    """Raised when a signed transaction given to relay is signed by another wallet than the signed-in one."""
+
+    code = "wrong_signer"
+    help = "sign the transaction with the wallet you signed in with"
+
+    def __init__(self, signer: str, caller: str) -> None:
+        self.signer = signer
+        self.caller = caller
+        super().__init__(f"the transaction is signed by {signer}, not by the signed-in wallet {caller}")
+
+
+class CampaignMismatch(AccessDenied):
+    """Raised when a signed transaction acts on another campaign than the one its route names."""
+
+    code = "campaign_mismatch"
+
+    def __init__(self, campaign_id: int, calldata_campaign_id: int) -> None:
+        self.campaign_id = campaign_id
+        self.calldata_campaign_id = calldata_campaign_id
+        super().__init__(f"the transaction acts on campaign {calldata_campaign_id}, not on campaign {campaign_id}")
+
+
+class RelayedTransactionNotFound(LedgerError, LookupError):
+    """Raised when the chain knows no transaction with the given hash (never relayed, or dropped)."""
+
+    code = "transaction_not_found"
+
+    def __init__(self, tx_hash: str) -> None:
+        self.tx_hash = tx_hash
+        super().__init__(f"the chain knows no transaction {tx_hash}")
 
 
 class ContractRevert(LedgerError):

@@ -11,11 +11,12 @@ from __future__ import annotations
 import re
 
 from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ledger.crm.models import Customer, LifecycleStage
 from ledger.db import add_or_get
-from ledger.errors import AmbiguousCustomer, CustomerNotFound, InvalidContact
+from ledger.errors import AmbiguousCustomer, ContactInUse, CustomerNotFound, InvalidContact
 
 _SEPARATORS = re.compile(r"[\s\-.()/]")
 E164_MAX_DIGITS = 15
@@ -122,4 +123,48 @@ def get_customer(session: Session, customer_id: int) -> Customer:
     customer = session.get(Customer, customer_id)
     if customer is None:
         raise CustomerNotFound(f"no customer has id {customer_id}")
+    return customer
+
+
+#: What ``update_customer`` may change; the contacts are re-normalised, the rest stored as given.
+EDITABLE = frozenset({"display_name", "email", "phone", "lead_source", "lifecycle_stage", "tier", "owner"})
+
+
+def update_customer(session: Session, customer_id: int, changes: dict[str, object]) -> Customer:
+    """Applies ``changes`` (only the fields given; None clears one, except the lifecycle stage). A new email or
+    phone is normalised, and refused with ContactInUse when another customer has it. Flushes; the caller commits."""
+    if unknown := set(changes) - EDITABLE:
+        raise ValueError(f"not editable: {', '.join(sorted(unknown))}")
+    customer = get_customer(session, customer_id)
+    for field, normalize, column in (
+        ("email", normalize_email, Customer.email_normalized),
+        ("phone", normalize_phone, Customer.phone_normalized),
+    ):
+        if field not in changes:
+            continue
+        value = changes[field]
+        if value is not None and not isinstance(value, str):
+            raise InvalidContact(f"{field} must be text")
+        key = normalize(value) if value else None
+        if key is not None:
+            other = session.scalar(select(Customer.id).where(column == key, Customer.id != customer.id))
+            if other is not None:
+                raise ContactInUse(field, other)
+        setattr(customer, field, value or None)
+        setattr(customer, f"{field}_normalized", key)
+    for field in EDITABLE - {"email", "phone"}:
+        if field in changes:
+            if field == "lifecycle_stage" and changes[field] is None:
+                raise ValueError("the lifecycle stage cannot be cleared")
+            setattr(customer, field, changes[field])
+    keys = {"email": customer.email_normalized, "phone": customer.phone_normalized}
+    try:
+        with session.begin_nested():  # the unique keys decide a race the checks above cannot see
+            session.flush()
+    except IntegrityError:
+        for field, column in (("email", Customer.email_normalized), ("phone", Customer.phone_normalized)):
+            other = session.scalar(select(Customer.id).where(column == keys[field], Customer.id != customer_id))
+            if field in changes and other is not None:
+                raise ContactInUse(field, other) from None
+        raise
     return customer
