@@ -2,11 +2,14 @@
 
 Principals: ``Attester`` (an API key, as ``Authorization: Bearer adl_…`` or ``X-API-Key: adl_…``) and ``Wallet``
 (a signed-in session, ``Authorization: Bearer adls_…``). Resolving one reads the database through ``ledger.auth``;
-a missing or dead credential is a ``LedgerError`` (401), answered by ``api.problems``.
+a missing or dead credential is a ``LedgerError`` (401), answered by ``api.problems``. Each principal is also
+rate-limited (``api.limits``): per API key and per wallet, once the credential is known good; the sign-in routes,
+which have no principal, take ``SignInLimit`` (per client IP). Past a limit the answer is 429 ``rate_limited``.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated
@@ -15,6 +18,7 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.limits import RateLimits
 from api.metrics import Metrics
 from ledger.auth import api_keys, sessions
 from ledger.auth.api_keys import AttesterCaller
@@ -91,15 +95,32 @@ def get_metrics(request: Request) -> Metrics:
     return metrics
 
 
+_limits_made = threading.Lock()
+
+
+def get_rate_limits(request: Request) -> RateLimits:
+    """The app's rate limiters, made from its settings on first use and shared by all its requests (a test may set
+    ``app.state.rate_limits`` first, on a fake clock)."""
+    state = request.app.state
+    limits: RateLimits | None = getattr(state, "rate_limits", None)
+    if limits is None:
+        with _limits_made:
+            limits = getattr(state, "rate_limits", None)
+            if limits is None:
+                limits = state.rate_limits = RateLimits.of(get_settings(request))
+    return limits
+
+
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_session)]
 DeploymentDep = Annotated[Deployment, Depends(get_deployment)]
 ChainDep = Annotated[Chain, Depends(get_chain)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+RateLimitsDep = Annotated[RateLimits, Depends(get_rate_limits)]
 
 
-def get_attester(
+def authenticate_attester(
     session: SessionDep,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     api_key: Annotated[str | None, Depends(_api_key)],
@@ -110,7 +131,7 @@ def get_attester(
     return api_keys.caller_of(session, key)
 
 
-def get_wallet(
+def authenticate_wallet(
     session: SessionDep, bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> WalletCaller:
     if bearer is None:
@@ -118,5 +139,26 @@ def get_wallet(
     return sessions.caller_of(session, bearer.credentials)
 
 
+def get_attester(
+    caller: Annotated[AttesterCaller, Depends(authenticate_attester)], limits: RateLimitsDep
+) -> AttesterCaller:
+    """The calling attester, within its API key's rate limit."""
+    limits.attester.check(caller.key_id)
+    return caller
+
+
+def get_wallet(caller: Annotated[WalletCaller, Depends(authenticate_wallet)], limits: RateLimitsDep) -> WalletCaller:
+    """The signed-in wallet, within its rate limit (all its sessions share it)."""
+    limits.wallet.check(caller.address)
+    return caller
+
+
+def limit_sign_in(request: Request, limits: RateLimitsDep) -> None:
+    """The sign-in routes' limit, per client IP (behind a proxy, run uvicorn with --proxy-headers so it is the
+    client's, not the proxy's)."""
+    limits.sign_in.check(request.client.host if request.client else "")
+
+
 Attester = Annotated[AttesterCaller, Depends(get_attester)]
 Wallet = Annotated[WalletCaller, Depends(get_wallet)]
+SignInLimit = Depends(limit_sign_in)  # for a route's dependencies=[…]

@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ledger.errors import ContractRevert, LedgerError
+from ledger.errors import ContractRevert, LedgerError, RateLimited
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,8 @@ STATUS: dict[str, int] = {
     "wrong_signer": 403,
     "campaign_mismatch": 403,
     "transaction_not_found": 404,
+    # rate limits (api.limits): Retry-After says when to come back
+    "rate_limited": 429,
     # Sign-In with Ethereum: a message that does not prove a sign-in here is an authentication failure
     "siwe_error": 401,
     "siwe_malformed": 422,
@@ -130,6 +132,7 @@ STATUS: dict[str, int] = {
     "string_too_long": 422,
 }
 
+RETRY_AFTER = {"description": "Whole seconds until a request can go through.", "schema": {"type": "integer"}}
 _MEMBERS = {"type", "title", "status", "code", "detail", "help", "errors"}  # an error attribute never overrides these
 _RAW = {"receipt", "revert", "data", "values", "fields"}  # chain objects and bytes: in the log, not the answer
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
@@ -186,14 +189,18 @@ def problem(
 
 
 def ledger_problem(exc: LedgerError) -> JSONResponse:
-    """The problem for a ``LedgerError``: its code, message, help and plain fields (5xx: no message, no fields)."""
+    """The problem for a ``LedgerError``: its code, message, help and plain fields (5xx: no message, no fields).
+    A 429 says when to come back in ``Retry-After`` (whole seconds), as its ``retry_after`` member does."""
     status = STATUS.get(exc.code, 500)
     if status >= 500:
         log.error("%s: %s", exc.code, exc, exc_info=exc)
         return problem(
             exc.code, f"{title_of(exc.code)}; the details are in the service's log", status=status, help=exc.help
         )
-    return problem(exc.code, str(exc), status=status, help=exc.help, **_fields_of(exc))
+    response = problem(exc.code, str(exc), status=status, help=exc.help, **_fields_of(exc))
+    if isinstance(exc, RateLimited):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 def _fields_of(exc: LedgerError) -> dict[str, Any]:
@@ -281,7 +288,12 @@ def install(app: FastAPI) -> None:
 
 
 def responses(*codes: str) -> dict[int | str, dict[str, Any]]:
-    """``responses=`` for a route: each listed problem code under its status, with an example of each."""
+    """``responses=`` for a route: each listed problem code under its status, with an example of each.
+
+    A route that needs a caller's credentials (it lists ``credentials_required``) is rate-limited per caller by its
+    principal (``api.deps``), so ``rate_limited`` is documented with it; routes limited otherwise list it."""
+    if "credentials_required" in codes and "rate_limited" not in codes:
+        codes = (*codes, "rate_limited")
     by_status: dict[int, list[str]] = defaultdict(list)
     for code in codes:
         by_status[STATUS[code]].append(code)
@@ -304,6 +316,8 @@ def responses(*codes: str) -> dict[int | str, dict[str, Any]]:
             "description": "\n".join(f"- `{code}`: {meaning(code)}" for code in listed),
             "content": {"application/json": {"examples": examples}},
         }
+        if "rate_limited" in listed:
+            documented[status]["headers"] = {"Retry-After": RETRY_AFTER}
     return documented
 
 

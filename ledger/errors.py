@@ -506,6 +506,19 @@ class RelayedTransactionNotFound(LedgerError, LookupError):
         super().__init__(f"the chain knows no transaction {tx_hash}")
 
 
+class RateLimited(LedgerError):
+    """Raised when a caller (an API key, a wallet, or a client address signing in) sends requests faster than its
+    limit allows; ``per`` names the limit and ``retry_after`` the whole seconds until a request can go through."""
+
+    code = "rate_limited"
+    help = "wait retry_after seconds (the Retry-After header), then keep under the limit's rate"
+
+    def __init__(self, per: str, retry_after: int) -> None:
+        self.per = per
+        self.retry_after = retry_after
+        super().__init__(f"too many requests per {per.replace('_', ' ')}; retry in {retry_after} s")
+
+
 class ContractRevert(LedgerError):
     """Raised when a contract reverts with a custom error; subclasses are named after the Solidity error."""
 

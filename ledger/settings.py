@@ -49,6 +49,28 @@ class Settings(BaseSettings):
     api_max_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="Largest request body the API reads; larger ones get 413."
     )
+    # rate limits: token buckets, refilled at the rate (requests per second) up to the burst; past it, 429
+    rate_attester: float = Field(
+        default=50.0, gt=0, description="Requests per second per attester API key (ADLEDGER_RATE_ATTESTER)."
+    )
+    burst_attester: int = Field(
+        default=100, ge=1, description="Requests an attester API key may send at once (ADLEDGER_BURST_ATTESTER)."
+    )
+    rate_wallet: float = Field(
+        default=10.0, gt=0, description="Requests per second per signed-in wallet (ADLEDGER_RATE_WALLET)."
+    )
+    burst_wallet: int = Field(
+        default=30, ge=1, description="Requests a signed-in wallet may send at once (ADLEDGER_BURST_WALLET)."
+    )
+    rate_sign_in: float = Field(
+        default=5.0,
+        gt=0,
+        description="Requests per second per client IP to POST /v1/auth/nonce and /v1/auth/siwe together "
+        "(ADLEDGER_RATE_SIGN_IN).",
+    )
+    burst_sign_in: int = Field(
+        default=20, ge=1, description="Sign-in requests a client IP may send at once (ADLEDGER_BURST_SIGN_IN)."
+    )
 
     @model_validator(mode="after")
     def _default_database_url(self) -> Settings:

@@ -154,6 +154,7 @@ def up(
 
     from ledger.db import session_factory
     from ledger.settlement.batcher import Batcher, BatcherOptions
+    from scripts.demo import ensure_open_campaign
 
     settings = _settings("anvil", anvil_port=port)
     if "api_domain" not in settings.model_fields_set:  # sign-in messages name the host and port clients use
@@ -162,6 +163,11 @@ def up(
         suite = _ensure_suite(connected, settings)
         _print_deployment(suite, settings)
         _run_demo(suite, settings)
+        open_id, created = ensure_open_campaign(suite)
+        console.print(
+            f"campaign {open_id} is {'open' if created else 'still open'} for the API's attester "
+            f"({connected.accounts.attester.address}): POST /v1/engagements"
+        )
         indexer, engine = _indexer(connected, settings, suite)
         try:
             indexer.run_once()
@@ -333,6 +339,45 @@ def serve(
     from api.app import create_app
 
     uvicorn.run(create_app(_settings(chain)), host=host, port=port, log_level="info")
+
+
+@app.command("dev-login")
+@reports_errors
+def dev_login(
+    account: str = typer.Argument(
+        "marketer", help="A devnet account by role: marketer, attester, deployer, or consumer-0 .. consumer-6."
+    ),
+    api: str = typer.Option("http://127.0.0.1:8000", "--api", help="The API's base URL."),
+) -> None:
+    """Sign in to the API as a devnet account (EIP-4361, signed with the devnet mnemonic) and print the session
+    token, for trying the API with curl. Devnets only: real wallets sign in with their own keys."""
+    from datetime import UTC, datetime
+
+    import httpx
+
+    from ledger import siwe
+    from ledger.chain import DevAccounts
+
+    accounts = DevAccounts.from_mnemonic(_settings().mnemonic)
+    by_role = {"marketer": accounts.marketer, "attester": accounts.attester, "deployer": accounts.deployer}
+    by_role |= {f"consumer-{i}": consumer for i, consumer in enumerate(accounts.consumers)}
+    if account not in by_role:
+        err.print(f"[red]unknown account {account!r}[/red]: one of {', '.join(by_role)}")
+        raise typer.Exit(code=2)
+    signer = by_role[account]
+    try:
+        issued = httpx.post(f"{api}/v1/auth/nonce", timeout=10).raise_for_status().json()
+        message = siwe.SiweMessage(
+            domain=issued["domain"], address=signer.address, statement="Sign in to adledger (devnet).",
+            uri=api, version=siwe.VERSION, chain_id=issued["chain_id"], nonce=issued["nonce"],
+            issued_at=siwe.format_datetime(datetime.now(UTC)),
+        )  # fmt: skip
+        body = {"message": message.prepare(), "signature": "0x" + siwe.sign(signer, message).hex()}
+        session = httpx.post(f"{api}/v1/auth/siwe", json=body, timeout=10).raise_for_status().json()
+    except httpx.HTTPError as exc:
+        err.print(f"[red]sign-in failed[/red]: {exc}")
+        raise typer.Exit(code=1) from None
+    console.print(session["token"])
 
 
 def _once_or_follow(worker: Any, follow: bool, poll: float) -> None:

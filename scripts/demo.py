@@ -9,6 +9,7 @@ unclaimed rewards stay escrowed. Each step reports its transaction hash and gas.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -16,8 +17,8 @@ from eth_account.signers.local import LocalAccount
 from eth_utils.crypto import keccak
 from web3.types import TxReceipt
 
-from ledger.contracts import events, transact
-from ledger.model import Action, Purpose, RejectReason
+from ledger.contracts import events, read, transact
+from ledger.model import Action, CampaignStatus, Purpose, RejectReason
 from ledger.settlement.batch import Engagement, encode_batch
 from ledger.suite import TOKEN_DECIMALS, CampaignTerms, Suite
 
@@ -161,3 +162,39 @@ def _engagements(
 
 def _short(account: LocalAccount) -> str:
     return account.address[:8] + "…"
+
+
+#: The campaign the main job leaves open for the API: attesters can post engagements to it right away.
+OPEN_CAMPAIGN_BUDGET = 1_000 * UNIT
+OPEN_CAMPAIGN_SECONDS = 365 * 86_400
+_OPEN_CAMPAIGN_MIN_LEFT = 86_400  # a campaign ending sooner than this is not worth reusing
+
+
+def ensure_open_campaign(suite: Suite) -> tuple[int, bool]:
+    """The devnet marketer's active campaign with the attester registered and a day or more to run, creating one
+    (a year long, every action offered) when there is none; returns (campaign id, created)."""
+    chain = suite.chain
+    marketer, attester = chain.accounts.marketer, chain.accounts.attester
+    now = chain.latest_timestamp()
+    for campaign_id in range(int(read(suite.escrow.functions.campaignCount())), 0, -1):
+        state = suite.campaign_state(campaign_id)
+        ends_at = int(read(suite.escrow.functions.terms(campaign_id))[3])
+        if (
+            state.marketer == marketer.address
+            and state.status == CampaignStatus.ACTIVE
+            and ends_at > now + _OPEN_CAMPAIGN_MIN_LEFT
+            and read(suite.escrow.functions.isAttester(campaign_id, attester.address))
+        ):
+            return campaign_id, False
+    if suite.balance(marketer.address) < OPEN_CAMPAIGN_BUDGET:
+        suite.transfer(chain.accounts.deployer, marketer.address, MARKETER_FLOAT)
+    terms = CampaignTerms(
+        token=suite.token.address,
+        brand=marketer.address,
+        # the demo moved the devnet's clock ahead; attesters stamp engagements with the wall clock
+        starts_at=min(now, int(time.time())) - 60,
+        ends_at=now + OPEN_CAMPAIGN_SECONDS,
+        rewards=dict(REWARDS),
+    )
+    campaign_id, _ = suite.create_campaign(marketer, terms, OPEN_CAMPAIGN_BUDGET, [attester.address])
+    return campaign_id, True

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from fastapi import APIRouter, Response
 
-from api.deps import DeploymentDep, SessionDep, SettingsDep, Wallet
+from api.deps import DeploymentDep, SessionDep, SettingsDep, SignInLimit, Wallet
 from api.problems import responses
 from api.routers import V1
 from api.schemas.auth import NonceOut, SessionOut, SiweIn
@@ -26,10 +26,13 @@ SIGN_IN_PROBLEMS = (
     "siwe_not_yet_valid",
     "siwe_nonce_used",
     "deployment_not_found",
+    "rate_limited",
 )
 
 
-@router.post("/nonce", status_code=201, responses=responses("deployment_not_found"))
+@router.post(
+    "/nonce", status_code=201, dependencies=[SignInLimit], responses=responses("deployment_not_found", "rate_limited")
+)
 def issue_nonce(session: SessionDep, settings: SettingsDep, deployment: DeploymentDep) -> NonceOut:
     """A single-use sign-in nonce, with the domain and chain id the signed message must name."""
     issued = sessions.issue_nonce(session, ttl=timedelta(seconds=settings.siwe_nonce_ttl))
@@ -39,7 +42,7 @@ def issue_nonce(session: SessionDep, settings: SettingsDep, deployment: Deployme
     )
 
 
-@router.post("/siwe", responses=responses(*SIGN_IN_PROBLEMS))
+@router.post("/siwe", dependencies=[SignInLimit], responses=responses(*SIGN_IN_PROBLEMS))
 def sign_in(body: SiweIn, session: SessionDep, settings: SettingsDep, deployment: DeploymentDep) -> SessionOut:
     """Exchange a wallet-signed EIP-4361 message for a short-lived session token (its nonce is spent)."""
     signed = sessions.sign_in(

@@ -227,6 +227,7 @@ EXPECTED_CODES = {
     "WrongSigner": "wrong_signer",
     "CampaignMismatch": "campaign_mismatch",
     "RelayedTransactionNotFound": "transaction_not_found",
+    "RateLimited": "rate_limited",
     "AttesterNotRegistered": "attester_not_registered",
     "CampaignNotIndexed": "campaign_not_indexed",
     "CampaignNotOpen": "campaign_not_open",

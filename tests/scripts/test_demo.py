@@ -48,17 +48,19 @@ def test_main_job_seeds_the_devnet_and_a_restart_reuses_the_deployment(tmp_path:
     first = runner.invoke(app, ["up", "--no-serve", "--port", "0"])
     assert first.exit_code == 0, first.output
     assert "7 paid, 2 rejected" in first.output
-    assert "indexed 16 logs" in first.output  # the demo's events, now CRM rows
+    assert "indexed 18 logs" in first.output  # the demo's 16 events and the open campaign's 2, now CRM rows
+    assert "campaign 2 is open for the API's attester" in first.output
     manifest = (tmp_path / "deployment.json").read_text()
 
     second = runner.invoke(app, ["up", "--no-serve", "--port", "0"])
     assert second.exit_code == 0, second.output
     assert (tmp_path / "deployment.json").read_text() == manifest  # the persisted chain kept the suite
-    assert "campaign 2:" in second.output
+    assert "campaign 3:" in second.output and "campaign 2 is still open" in second.output  # reused, not another
 
     with connect(Settings(chain="anvil", data_dir=tmp_path)) as chain:
         suite = Suite.load(chain, tmp_path / "deployment.json")
-        assert suite.campaign_state(2).status == CampaignStatus.CLOSED
+        assert suite.campaign_state(3).status == CampaignStatus.CLOSED  # the second run's demo
+        assert suite.campaign_state(2).status == CampaignStatus.ACTIVE  # the one left open for the API
 
 
 def test_demo_without_a_deployment_on_a_url_chain_reports_a_clear_error(tmp_path: Path, monkeypatch):
@@ -96,6 +98,14 @@ def test_main_job_serves_the_api_with_the_indexer_and_batcher_until_ctrl_c(tmp_p
         assert ready is not None and ready.status_code == 200, ready and ready.text
         body = ready.json()
         assert body["checks"] == {"database": "ok", "deployment": "ok", "chain": "ok"} and body["indexer_lag"] == 0
+        api = f"http://127.0.0.1:{api_port}"
+        login = CliRunner().invoke(
+            app, ["dev-login", "marketer", "--api", api], env={"ADLEDGER_DATA_DIR": str(tmp_path)}
+        )
+        assert login.exit_code == 0, login.output
+        token = login.output.strip()
+        campaigns = httpx.get(f"{api}/v1/campaigns", headers={"Authorization": f"Bearer {token}"}, timeout=5).json()
+        assert {(c["campaign_id"], c["status"]) for c in campaigns} == {(1, "closed"), (2, "active")}
     finally:
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=30)
