@@ -287,6 +287,10 @@ def install(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+#: What every route behind a signed-in wallet may answer besides its own problems.
+WALLET_PROBLEMS = ("credentials_required", "invalid_session")
+
+
 def responses(*codes: str) -> dict[int | str, dict[str, Any]]:
     """``responses=`` for a route: each listed problem code under its status, with an example of each.
 

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from api.deps import DeploymentDep, RuntimeDep, SessionDep, Wallet
-from api.problems import responses
+from api.problems import WALLET_PROBLEMS, responses
 from api.routers import V1
 from api.schemas.common import checksummed
 from api.schemas.consumers import (
@@ -28,7 +28,6 @@ from ledger.gasless import GaslessRelay
 
 router = APIRouter(prefix=f"{V1}/consents", tags=["consumers"])
 
-WALLET_PROBLEMS = ("credentials_required", "invalid_session")
 RELAY_PROBLEMS = (
     *WALLET_PROBLEMS,
     "invalid_request",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.deps import DeploymentDep, SessionDep, Wallet
-from api.problems import responses
+from api.problems import WALLET_PROBLEMS, responses
 from api.routers import V1
 from api.schemas.consumers import LinkIn, LinkOut
 from ledger.crm import consumer
@@ -14,8 +14,6 @@ from ledger.crm.links import link_wallet
 from ledger.typed_data import REGISTRY_DOMAIN_NAME, Domain
 
 router = APIRouter(prefix=f"{V1}/links", tags=["consumers"])
-
-WALLET_PROBLEMS = ("credentials_required", "invalid_session")
 
 
 @router.post(

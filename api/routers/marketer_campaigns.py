@@ -19,7 +19,7 @@ from fastapi import APIRouter
 from fastapi import Path as PathParam
 
 from api.deps import ChainDep, DeploymentDep, SessionDep, Wallet
-from api.problems import responses
+from api.problems import WALLET_PROBLEMS, responses
 from api.routers import V1
 from api.schemas.common import CampaignIdPath
 from api.schemas.marketer_campaigns import (
@@ -36,7 +36,6 @@ from ledger.crm import campaigns
 
 router = APIRouter(prefix=f"{V1}/campaigns", tags=["campaigns"])
 
-WALLET_PROBLEMS = ("credentials_required", "invalid_session")
 CHAIN_PROBLEMS = ("deployment_not_found", "chain_unavailable")
 RELAY_PROBLEMS = (
     *WALLET_PROBLEMS,

@@ -10,9 +10,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from api.deps import DeploymentDep, RuntimeDep, SessionDep, Wallet
-from api.problems import responses
+from api.problems import WALLET_PROBLEMS, responses
 from api.routers import V1
-from api.routers.consents import RELAY_PROBLEMS, WALLET_PROBLEMS, Relay, get_relay
+from api.routers.consents import RELAY_PROBLEMS, Relay, get_relay
 from api.schemas.common import checksummed
 from api.schemas.consumers import CampaignRewardsOut, ClaimIn, RelayedOut, RewardOut, RewardPageOut, RewardsOut
 from ledger.crm import consumer
