@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -20,6 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from ledger.errors import ContractRevert, LedgerError, RateLimited
 
@@ -262,8 +264,24 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
         detail = str(exc.detail)
     response = problem(code, detail, status=exc.status_code)
     for name, value in (exc.headers or {}).items():
-        response.headers[name] = value  # Allow: on 405
+        response.headers[name] = value
+    if exc.status_code == 405 and (allowed := _allowed_methods(request.app.router.routes, request.scope)):
+        response.headers["Allow"] = ", ".join(sorted(allowed))
     return response
+
+
+def _allowed_methods(routes: Iterable[Any], scope: Any) -> set[str]:
+    """Every method the path takes, over all its routes: Starlette's own Allow names only the first matching
+    route's, and a path such as /v1/campaigns has a GET route and a POST route. Included routers are walked
+    through (FastAPI wraps each in a route of its own that holds the ``original_router``)."""
+    methods: set[str] = set()
+    for route in routes:
+        inner = getattr(getattr(route, "original_router", None), "routes", None) or getattr(route, "routes", None)
+        if inner is not None:
+            methods |= _allowed_methods(inner, scope)
+        elif route.matches(scope)[0] != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return methods
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:

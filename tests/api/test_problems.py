@@ -73,6 +73,11 @@ class TestProblems:
         assert_problem(response, 405, "method_not_allowed")
         assert response.headers["allow"] == "POST"
 
+    async def test_allow_names_every_method_of_the_path_not_only_the_first_routes(self, client: httpx.AsyncClient):
+        response = await client.options("/v1/campaigns")  # GET (list) and POST (create) are separate routes
+        assert_problem(response, 405, "method_not_allowed")
+        assert response.headers["allow"] == "GET, POST"
+
     @pytest.mark.parametrize(
         "content", [b"{not json", b"[]", b"", b'{"message": "\xe9"}'], ids=["not-json", "array", "empty", "not-utf8"]
     )
