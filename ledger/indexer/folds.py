@@ -90,17 +90,16 @@ def refold_campaigns(session: Session, chain_id: int, campaigns: Iterable[tuple[
         row = _campaign(session, chain_id, escrow, campaign_id)
         if row is None:  # its creation was rolled back too
             continue
-        of_campaign = (chain_id, escrow, campaign_id)
         events = session.execute(
             select(CampaignEvent).where(
-                CampaignEvent.chain_id == of_campaign[0],
-                CampaignEvent.escrow == of_campaign[1],
-                CampaignEvent.campaign_id == of_campaign[2],
+                CampaignEvent.chain_id == chain_id,
+                CampaignEvent.escrow == escrow,
+                CampaignEvent.campaign_id == campaign_id,
             )
         ).scalars()
         claims = session.execute(
             select(Claim.block_number, Claim.log_index, Claim.amount).where(
-                Claim.chain_id == of_campaign[0], Claim.escrow == of_campaign[1], Claim.campaign_id == of_campaign[2]
+                Claim.chain_id == chain_id, Claim.escrow == escrow, Claim.campaign_id == campaign_id
             )
         ).all()
         items = [FoldItem(e.block_number, e.log_index, e.kind, e.amount, e.budget, e.owed) for e in events]

@@ -58,6 +58,7 @@ _log = logging.getLogger(__name__)
 _LINK_LOOKUP_CHUNK = 5_000
 _TOUCHPOINT_INSERT_COLUMNS = (*TOUCHPOINT_COLUMNS, "customer_id")
 _CUSTOMER_KEY = (TOUCHPOINT_COLUMNS.index("campaign_id"), TOUCHPOINT_COLUMNS.index("consumer"))
+_BLOCK_KEY = (TOUCHPOINT_COLUMNS.index("block_number"), TOUCHPOINT_COLUMNS.index("block_hash"))
 
 
 class _Moved(Exception):
@@ -251,7 +252,8 @@ class Indexer:
         numbers = range(max(page.first, head - self.window), page.last)  # blocks a shallow reorg could fall to
         refs = [self.source.block(n) for n in [*numbers, page.last]]
         checked = {ref.number: ref.hash for ref in refs}
-        seen = {(row[1], row[2]) for row in mapped.touchpoints}
+        number_at, hash_at = _BLOCK_KEY
+        seen = {(row[number_at], row[hash_at]) for row in mapped.touchpoints}
         seen.update((row["block_number"], row["block_hash"]) for rows in mapped.rows.values() for row in rows)
         if any(number in checked and checked[number] != block_hash for number, block_hash in seen):
             raise _Moved(page.last)
