@@ -19,6 +19,7 @@ from api.deps import Runtime
 from api.limits import BodySizeLimit
 from api.metrics import Metrics, RequestMetrics
 from api.routers import (
+    audit,
     auth,
     campaigns,
     consents,
@@ -45,7 +46,8 @@ attesters report engagements, consumers are paid on chain, and every figure is t
 
 **Callers.** Wallets (marketers, consumers) sign in with Sign-In with Ethereum (`POST /v1/auth/nonce`, then
 `POST /v1/auth/siwe`) and send `Authorization: Bearer <session token>`. Attesters send an API key issued by the
-campaign's marketer, as `Authorization: Bearer <key>` or `X-API-Key: <key>`.
+campaign's marketer, as `Authorization: Bearer <key>` or `X-API-Key: <key>`. Auditors need nothing: the
+`/v1/audit` routes are public reads of chain-derived figures (no customer data), limited per client IP.
 
 **Errors** are RFC 9457 `application/problem+json` bodies with a stable `code`; each route lists its codes.
 **Amounts** are decimal strings of token base units; times are unix seconds or RFC 3339.
@@ -78,6 +80,7 @@ def create_app(settings: Settings) -> FastAPI:
         rewards.router,
         customers.router,
         conversions.router,
+        audit.router,
     ):
         app.include_router(router)
     return app

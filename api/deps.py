@@ -4,7 +4,8 @@ Principals: ``Attester`` (an API key, as ``Authorization: Bearer adl_…`` or ``
 (a signed-in session, ``Authorization: Bearer adls_…``). Resolving one reads the database through ``ledger.auth``;
 a missing or dead credential is a ``LedgerError`` (401), answered by ``api.problems``. Each principal is also
 rate-limited (``api.limits``): per API key and per wallet, once the credential is known good; the sign-in routes,
-which have no principal, take ``SignInLimit`` (per client IP). Past a limit the answer is 429 ``rate_limited``.
+which have no principal, take ``SignInLimit`` (per client IP), and the public reads ``PublicLimit`` (per client
+IP). Past a limit the answer is 429 ``rate_limited``.
 """
 
 from __future__ import annotations
@@ -159,6 +160,12 @@ def limit_sign_in(request: Request, limits: RateLimitsDep) -> None:
     limits.sign_in.check(request.client.host if request.client else "")
 
 
+def limit_public(request: Request, limits: RateLimitsDep) -> None:
+    """The public (auditor) reads' limit, per client IP: anyone may read, nobody may flood."""
+    limits.public.check(request.client.host if request.client else "")
+
+
 Attester = Annotated[AttesterCaller, Depends(get_attester)]
 Wallet = Annotated[WalletCaller, Depends(get_wallet)]
 SignInLimit = Depends(limit_sign_in)  # for a route's dependencies=[…]
+PublicLimit = Depends(limit_public)

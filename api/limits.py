@@ -6,10 +6,10 @@ feeding the app (a disconnect), drops whatever the app answers to that, and answ
 
 ``RateLimiter`` is an in-process token bucket per key: each key's bucket refills at ``rate`` requests a second up to
 ``burst``; a request takes one token, or is refused with ``RateLimited`` (429, ``Retry-After``) and takes none.
-``RateLimits`` holds the app's three, from its settings: per attester API key, per signed-in wallet, and per client
-IP for the sign-in routes; ``api.deps`` applies them. A bucket left alone until it is full again is the same as no
-bucket, so it is dropped: memory holds only the keys seen in the last ``burst / rate`` seconds (and never more than
-``max_keys``). The limits are per process: behind several workers, each allows the rate.
+``RateLimits`` holds the app's four, from its settings: per attester API key, per signed-in wallet, and per client
+IP for the sign-in routes and for the public reads; ``api.deps`` applies them. A bucket left alone until it is full
+again is the same as no bucket, so it is dropped: memory holds only the keys seen in the last ``burst / rate``
+seconds (and never more than ``max_keys``). The limits are per process: behind several workers, each allows the rate.
 """
 
 from __future__ import annotations
@@ -148,11 +148,13 @@ class RateLimiter:
 
 @dataclass(frozen=True)
 class RateLimits:
-    """The app's rate limits: per attester API key id, per signed-in wallet address, per client IP signing in."""
+    """The app's rate limits: per attester API key id, per signed-in wallet address, per client IP signing in,
+    and per client IP reading the public (auditor) routes."""
 
     attester: RateLimiter
     wallet: RateLimiter
     sign_in: RateLimiter
+    public: RateLimiter
 
     @classmethod
     def of(cls, settings: Settings, clock: Clock = time.monotonic) -> RateLimits:
@@ -160,4 +162,5 @@ class RateLimits:
             attester=RateLimiter("api_key", settings.rate_attester, settings.burst_attester, clock=clock),
             wallet=RateLimiter("wallet", settings.rate_wallet, settings.burst_wallet, clock=clock),
             sign_in=RateLimiter("client_ip", settings.rate_sign_in, settings.burst_sign_in, clock=clock),
+            public=RateLimiter("client_ip", settings.rate_public, settings.burst_public, clock=clock),
         )

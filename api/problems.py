@@ -79,6 +79,7 @@ STATUS: dict[str, int] = {
     "too_many_engagements": 413,
     "event_ids_exhausted": 409,
     "engagement_not_found": 404,
+    "settled_event_not_found": 404,
     # CRM
     "invalid_contact": 422,
     "customer_not_found": 404,

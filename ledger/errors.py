@@ -123,6 +123,18 @@ class EngagementNotFound(LedgerError, LookupError):
     code = "engagement_not_found"
 
 
+class SettledEventNotFound(LedgerError, LookupError):
+    """Raised when no indexed Rewarded or Rejected log settled the given campaign's event id."""
+
+    code = "settled_event_not_found"
+    help = "an engagement shows here once its settlement is mined and indexed; its attester sees it queued before"
+
+    def __init__(self, campaign_id: int, event_id: int) -> None:
+        self.campaign_id = campaign_id
+        self.event_id = event_id
+        super().__init__(f"no settlement of event {event_id} of campaign {campaign_id} is indexed")
+
+
 # CRM
 class InvalidContact(LedgerError, ValueError):
     """Raised when an email or phone number cannot be normalised; the message says what is wrong."""

@@ -71,6 +71,14 @@ class Settings(BaseSettings):
     burst_sign_in: int = Field(
         default=20, ge=1, description="Sign-in requests a client IP may send at once (ADLEDGER_BURST_SIGN_IN)."
     )
+    rate_public: float = Field(
+        default=20.0,
+        gt=0,
+        description="Requests per second per client IP to the public (auditor) reads (ADLEDGER_RATE_PUBLIC).",
+    )
+    burst_public: int = Field(
+        default=60, ge=1, description="Public reads a client IP may send at once (ADLEDGER_BURST_PUBLIC)."
+    )
 
     @model_validator(mode="after")
     def _default_database_url(self) -> Settings:

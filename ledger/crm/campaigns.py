@@ -1,8 +1,7 @@
 """A marketer's view of its campaigns, from the indexed tables: terms, live budget, spend, deliveries, rejections.
 
 Every figure is as fresh as the indexer: ``indexed_block`` is the checkpoint of the chain's logs these rows were
-folded from. Amounts are exact ints: on PostgreSQL they are summed in SQL (NUMERIC(78)); on SQLite the
-zero-padded text of ``ledger.types.Uint256`` would be summed as floats, so rows are summed in Python there.
+folded from. Amounts are exact ints (``ledger.crm.sums``).
 """
 
 from __future__ import annotations
@@ -10,9 +9,10 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, type_coerce
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from ledger.crm import sums
 from ledger.crm.onchain import (
     Campaign,
     CampaignAction,
@@ -25,7 +25,7 @@ from ledger.crm.onchain import (
 from ledger.errors import CampaignNotIndexed, NotCampaignMarketer
 from ledger.model import Action, CampaignStatus, RejectReason
 from ledger.settlement.outbox_models import EngagementStatus, OutboxEngagement
-from ledger.types import Uint256, normalize_address
+from ledger.types import normalize_address
 
 
 @dataclass(frozen=True)
@@ -76,9 +76,8 @@ class CampaignReport:
     indexed_block: int | None
 
 
-def require_marketer(session: Session, *, chain_id: int, escrow: str, campaign_id: int, marketer: str) -> Campaign:
-    """The indexed campaign; CampaignNotIndexed (404) if there is none, NotCampaignMarketer (403) if another
-    wallet created it."""
+def find_campaign(session: Session, *, chain_id: int, escrow: str, campaign_id: int) -> Campaign:
+    """The indexed campaign; CampaignNotIndexed (404) if there is none."""
     row = session.scalar(
         select(Campaign).where(
             Campaign.chain_id == chain_id,
@@ -88,6 +87,12 @@ def require_marketer(session: Session, *, chain_id: int, escrow: str, campaign_i
     )
     if row is None:
         raise CampaignNotIndexed(chain_id, escrow, campaign_id)
+    return row
+
+
+def require_marketer(session: Session, *, chain_id: int, escrow: str, campaign_id: int, marketer: str) -> Campaign:
+    """The indexed campaign (see ``find_campaign``); NotCampaignMarketer (403) if another wallet created it."""
+    row = find_campaign(session, chain_id=chain_id, escrow=escrow, campaign_id=campaign_id)
     if row.marketer != normalize_address(marketer):
         raise NotCampaignMarketer(campaign_id, normalize_address(marketer))
     return row
@@ -104,14 +109,19 @@ def list_campaigns(session: Session, *, chain_id: int, escrow: str, marketer: st
         )
         .order_by(Campaign.campaign_id.desc())
     )
-    return [_summary(row) for row in rows]
+    return [summary_of(row) for row in rows]
 
 
 def campaign_report(session: Session, *, chain_id: int, escrow: str, campaign_id: int, marketer: str) -> CampaignReport:
     """The campaign's terms, state and figures, for its marketer only (see ``require_marketer``)."""
-    escrow = normalize_address(escrow)
     row = require_marketer(session, chain_id=chain_id, escrow=escrow, campaign_id=campaign_id, marketer=marketer)
-    key = (chain_id, escrow, campaign_id)
+    return report_of(session, row)
+
+
+def report_of(session: Session, row: Campaign) -> CampaignReport:
+    """The figures of an indexed campaign, whoever asks: callers decide who may (see ``campaign_report``)."""
+    chain_id, escrow = row.chain_id, row.escrow
+    key = (chain_id, escrow, row.campaign_id)
     delivered = _deliveries(session, key)
     rejected = _rejections(session, key)
     by_action: Counter[Action] = Counter()
@@ -140,7 +150,7 @@ def campaign_report(session: Session, *, chain_id: int, escrow: str, campaign_id
         for t in terms
     ]
     return CampaignReport(
-        summary=_summary(row),
+        summary=summary_of(row),
         actions=actions,
         spend=sum(amount for _, amount in delivered.values()),
         deliveries=sum(count for count, _ in delivered.values()),
@@ -148,11 +158,11 @@ def campaign_report(session: Session, *, chain_id: int, escrow: str, campaign_id
         rejections_unattributed=unattributed,
         outbox=_outbox(session, key),
         attesters=_attesters(session, key),
-        indexed_block=_indexed_block(session, chain_id, escrow),
+        indexed_block=indexed_block(session, chain_id, escrow),
     )
 
 
-def _summary(row: Campaign) -> CampaignSummary:
+def summary_of(row: Campaign) -> CampaignSummary:
     return CampaignSummary(
         campaign_id=row.campaign_id,
         marketer=row.marketer,
@@ -176,15 +186,7 @@ Key = tuple[int, str, int]
 def _deliveries(session: Session, key: Key) -> dict[Action, tuple[int, int]]:
     """Paid engagements per action: (count, amount)."""
     where = (Touchpoint.chain_id == key[0], Touchpoint.escrow == key[1], Touchpoint.campaign_id == key[2])
-    if session.get_bind().dialect.name == "postgresql":
-        total = type_coerce(func.coalesce(func.sum(Touchpoint.amount), 0), Uint256())
-        stmt = select(Touchpoint.action, func.count(), total).where(*where).group_by(Touchpoint.action)
-        return {action: (int(count), int(amount)) for action, count, amount in session.execute(stmt)}
-    found: dict[Action, tuple[int, int]] = {}
-    for action, amount in session.execute(select(Touchpoint.action, Touchpoint.amount).where(*where)):
-        count, spent = found.get(action, (0, 0))
-        found[action] = (count + 1, spent + amount)  # exact ints: SQLite's SUM would add floats
-    return found
+    return sums.count_and_sum(session, Touchpoint.amount, *where, group_by=Touchpoint.action)
 
 
 def _rejections(session: Session, key: Key) -> list[tuple[Action | None, RejectReason, int]]:
@@ -242,7 +244,7 @@ def _attesters(session: Session, key: Key) -> list[str]:
     return list(current)
 
 
-def _indexed_block(session: Session, chain_id: int, escrow: str) -> int | None:
+def indexed_block(session: Session, chain_id: int, escrow: str) -> int | None:
     """The indexer's checkpoint for the contract set holding ``escrow``: how fresh these rows are."""
     rows = session.execute(
         select(IndexCheckpoint.addresses, IndexCheckpoint.block_number).where(IndexCheckpoint.chain_id == chain_id)

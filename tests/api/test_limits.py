@@ -16,7 +16,7 @@ from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
 
 from api.app import create_app
-from api.deps import get_attester, get_wallet, limit_sign_in
+from api.deps import get_attester, get_wallet, limit_public, limit_sign_in
 from api.limits import RateLimiter, RateLimits
 from ledger.errors import RateLimited
 from ledger.settings import Settings
@@ -147,6 +147,7 @@ class TestRateLimiter:
         assert (defaults["rate_attester"], defaults["burst_attester"]) == (50.0, 100)
         assert (defaults["rate_wallet"], defaults["burst_wallet"]) == (10.0, 30)
         assert (defaults["rate_sign_in"], defaults["burst_sign_in"]) == (5.0, 20)
+        assert (defaults["rate_public"], defaults["burst_public"]) == (20.0, 60)
 
 
 @asynccontextmanager
@@ -222,6 +223,20 @@ class TestOverHttp:
             clock.advance(4.0)
             assert (await http.post("/v1/auth/nonce")).status_code == 201
 
+    async def test_public_reads_are_limited_per_client_ip(self, settings: Settings, clock: FakeClock, campaign_1: int):
+        async with (
+            limited_app(settings, clock, rate_public=0.5, burst_public=2) as app,
+            client_of(app, "203.0.113.7") as http,
+            client_of(app, "198.51.100.9") as elsewhere,
+        ):
+            assert (await http.get("/v1/audit/campaigns")).status_code == 200
+            assert (await http.get("/v1/audit/campaigns/1")).status_code == 200
+            assert_rate_limited(await http.get("/v1/audit/campaigns"), "client_ip", 2)
+            assert (await elsewhere.get("/v1/audit/campaigns")).status_code == 200
+            assert (await http.post("/v1/auth/nonce")).status_code == 201  # the sign-in bucket is another
+            clock.advance(2.0)
+            assert (await http.get("/v1/audit/campaigns")).status_code == 200
+
 
 def _api_routes(routes: Iterable[BaseRoute]) -> Iterator[APIRoute]:
     """The app's routes; FastAPI 0.16x keeps an included router's routes behind a wrapper (``original_router``)."""
@@ -247,7 +262,7 @@ class TestOpenApi:
     ):
         app = create_app(settings)
         document = app.openapi()
-        limiters = {get_attester, get_wallet, limit_sign_in}
+        limiters = {get_attester, get_wallet, limit_sign_in, limit_public}
         limited: set[tuple[str, str]] = set()
         documented: set[tuple[str, str]] = set()
         for route in _api_routes(app.routes):

@@ -236,6 +236,7 @@ EXPECTED_CODES = {
     "CustomerNotFound": "customer_not_found",
     "DevnetRunning": "devnet_running",
     "EngagementNotFound": "engagement_not_found",
+    "SettledEventNotFound": "settled_event_not_found",
     "EventIdsExhausted": "event_ids_exhausted",
     "InvalidAmount": "invalid_amount",
     "InvalidApiKey": "invalid_api_key",

@@ -4,74 +4,21 @@ afterwards, the app's runtime pointed at it; the indexer (which reads logs over 
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
-import httpx
 import pytest
 from eth_account.signers.local import LocalAccount
-from fastapi import FastAPI
 
-from api.deps import Runtime
 from ledger import typed_data
-from ledger.chain import Chain
 from ledger.crm.repository import upsert_customer
-from ledger.indexer.runner import Indexer
 from ledger.model import Action, Purpose
-from ledger.suite import Suite
-from tests.api.conftest import assert_problem, bearer, message, new_nonce, signed
+from tests.api.conftest import assert_problem
+from tests.api.world import DAY, World, hexed, world
 from tests.contracts.helpers import MARKETER_FUNDS, TOKEN, CampaignFactory
 from tests.ledger.indexer.conftest import deployed
 
-__all__ = ["deployed"]
+__all__ = ["deployed", "world"]
 
 pytestmark = [pytest.mark.anyio, pytest.mark.anvil]
-
-DAY = 86_400
-
-
-@dataclass
-class World:
-    app: FastAPI
-    client: httpx.AsyncClient
-    suite: Suite
-
-    @property
-    def brand(self) -> str:
-        return self.suite.chain.accounts.marketer.address
-
-    def consumer(self, n: int = 0) -> LocalAccount:
-        return self.suite.chain.accounts.consumers[n]
-
-    def index(self) -> None:
-        Indexer(self.suite.chain, self.suite, self.app.state.runtime.sessions).run_once()
-
-    def later(self, seconds: int = DAY) -> int:
-        return self.suite.chain.latest_timestamp() + seconds
-
-    async def sign_in(self, who: LocalAccount) -> dict[str, str]:
-        msg = message(who, await new_nonce(self.client), chain_id=self.suite.chain.chain_id)
-        response = await self.client.post("/v1/auth/siwe", json=signed(who, msg))
-        assert response.status_code == 200, response.text
-        return bearer(response.json()["token"])
-
-
-@pytest.fixture
-async def world(app: FastAPI, client: httpx.AsyncClient, deployed: tuple[Chain, Suite]) -> AsyncIterator[World]:
-    """The app's runtime pointed at the module's anvil and suite; the chain is reverted afterwards."""
-    chain, suite = deployed
-    runtime: Runtime = app.state.runtime
-    app.state.runtime = Runtime(sessions=runtime.sessions, deployment=suite.deployment, chain=chain)
-    snapshot = chain.snapshot()
-    try:
-        yield World(app, client, suite)
-    finally:
-        app.state.runtime = runtime
-        chain.revert(snapshot)
-
-
-def hexed(signature: bytes) -> str:
-    return "0x" + signature.hex()
 
 
 async def grant(world: World, who: LocalAccount, headers: dict[str, str], signer: LocalAccount | None = None, **over):
