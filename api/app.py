@@ -11,7 +11,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import ExitStack, asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from api import problems
@@ -61,6 +61,7 @@ def create_app(settings: Settings) -> FastAPI:
         version=API_VERSION,
         description=DESCRIPTION,
         lifespan=_lifespan,
+        dependencies=[Depends(problems.reject_unknown_query)],
     )
     app.state.settings = settings
     app.state.runtime = Runtime()

@@ -19,6 +19,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
@@ -363,11 +364,59 @@ def meaning(code: str) -> str:
 
 
 def _problems_as_problem_json(schema: dict[str, Any]) -> dict[str, Any]:
-    """FastAPI documents every response as application/json; problems are served as application/problem+json."""
+    """FastAPI documents every response as application/json; problems are served as application/problem+json.
+    Every operation may answer invalid_request (an unknown query parameter, at least: ``reject_unknown_query``)."""
     for path in schema.get("paths", {}).values():
         for operation in path.values():
-            for status, response in operation.get("responses", {}).items():
+            _document_invalid_request(operation.setdefault("responses", {}))
+            for status, response in operation["responses"].items():
                 content = response.get("content", {})
                 if str(status)[0] in "45" and "application/json" in content:
                     content[MEDIA_TYPE] = content.pop("application/json")
     return schema
+
+
+def _document_invalid_request(documented: dict[str, Any]) -> None:
+    listed = responses("invalid_request")[422]
+    example = listed["content"]["application/json"]["examples"]
+    if "422" not in documented:
+        schema = {"$ref": "#/components/schemas/Problem"}
+        documented["422"] = {"description": listed["description"],
+                             "content": {"application/json": {"schema": schema, "examples": example}}}  # fmt: skip
+        return
+    content = documented["422"].setdefault("content", {}).setdefault("application/json", {})
+    if "invalid_request" not in content.setdefault("examples", {}):
+        content["examples"] |= example
+        documented["422"]["description"] += "\n" + listed["description"]
+
+
+def _query_names(route: APIRoute) -> frozenset[str]:
+    """The query parameters the route and its dependencies take, by the name a caller sends; kept on the route
+    (APIRoute is not hashable, so no cache can key on it)."""
+    known: frozenset[str] | None = getattr(route, "_query_names", None)
+    if known is not None:
+        return known
+    names: set[str] = set()
+    pending = [route.dependant]
+    while pending:
+        dependant = pending.pop()
+        names.update(param.alias for param in dependant.query_params)
+        pending.extend(dependant.dependencies)
+    route._query_names = known = frozenset(names)  # type: ignore[attr-defined]
+    return known
+
+
+async def reject_unknown_query(request: Request) -> None:
+    """An app-wide dependency: a query parameter the route does not take is refused (422 invalid_request), so a
+    misspelt ``limt=5`` is an error, not a silently ignored filter."""
+    route = request.scope.get("route")
+    if not request.query_params or not isinstance(route, APIRoute):
+        return
+    unknown = sorted(set(request.query_params.keys()) - _query_names(route))
+    if unknown:
+        raise RequestValidationError(
+            [
+                {"loc": ("query", name), "msg": "this route takes no such query parameter", "type": "extra_forbidden"}
+                for name in unknown
+            ]  # fmt: skip
+        )
