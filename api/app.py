@@ -30,6 +30,7 @@ from api.routers import (
     links,
     marketer_campaigns,
     rewards,
+    transfers,
 )
 from ledger.chain import Chain, connect
 from ledger.db import create_engine_for, session_factory, upgrade
@@ -79,6 +80,7 @@ def create_app(settings: Settings) -> FastAPI:
         consents.router,
         links.router,
         rewards.router,
+        transfers.router,
         customers.router,
         conversions.router,
         audit.router,

@@ -394,6 +394,17 @@ class InvalidActionSignature(LedgerError):
         super().__init__(reason or f"the {action} signature was made by {signer}, not by the wallet {wallet}")
 
 
+class InvalidTransferRecipient(LedgerError, ValueError):
+    """Raised when a gasless transfer names the zero address or the sender itself as the recipient."""
+
+    code = "invalid_recipient"
+    help = "name the other wallet's address"
+
+    def __init__(self, to: str) -> None:
+        self.to = to
+        super().__init__(f"a transfer goes to another wallet, not to {to}")
+
+
 class InvalidCursor(LedgerError, ValueError):
     """Raised when a page cursor is not one this service handed out."""
 

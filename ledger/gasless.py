@@ -2,10 +2,12 @@
 
 The consumer signs ``Grant``, ``Revoke`` (ConsentRegistry's domain) or ``Claim`` (CampaignEscrow's domain) with
 the contract's current nonce for their address; the service's relayer account sends ``grantBySig``,
-``revokeBySig`` or ``claimBySig`` and pays the gas. Each relay runs in ``permit``'s order, off chain first, so a
-bad request never costs gas: the deadline, then the signer (recovered from the message with the nonce read now,
-which must be the expected consumer), then an ``eth_call`` from the relayer that raises the contract's own
-revert by name (consent expiry in the past, nothing to claim, ...), and only then the transaction.
+``revokeBySig`` or ``claimBySig`` and pays the gas. A transfer of reward tokens to another wallet is an EIP-2612
+``Permit`` for exactly the amount, with the relayer as spender: the relayer sends ``permit`` then
+``transferFrom(owner, to, value)``, which uses the whole allowance up. Each relay runs in ``permit``'s order,
+off chain first, so a bad request never costs gas: the deadline, then the signer (recovered from the message with
+the nonce read now, which must be the expected consumer), then an ``eth_call`` from the relayer that raises the
+contract's own revert by name (consent expiry in the past, nothing to claim, ...), and only then the transaction.
 
 The contract checks all of it again: the off-chain checks are for clear answers, not for safety.
 """
@@ -27,7 +29,7 @@ from web3.contract.contract import ContractFunction
 from ledger import typed_data
 from ledger.chain import Chain
 from ledger.contracts import bind, read, transact
-from ledger.errors import InvalidActionSignature, SignatureExpired
+from ledger.errors import ERC20InsufficientBalance, InvalidActionSignature, InvalidTransferRecipient, SignatureExpired
 from ledger.suite import Deployment
 
 SIGNATURE_BYTES = 65  # r, s, v: an EOA's signature; the contracts verify with OpenZeppelin's ECDSA
@@ -52,8 +54,18 @@ class GaslessRelay:
         self.relayer = relayer or chain.accounts.relayer
         self.registry: Contract = bind(chain, "ConsentRegistry", deployment.registry)
         self.escrow: Contract = bind(chain, "CampaignEscrow", deployment.escrow)
+        self.token: Contract = bind(chain, "RewardToken", deployment.token)
         self.registry_domain = typed_data.Domain(typed_data.REGISTRY_DOMAIN_NAME, chain.chain_id, self.registry.address)
         self.escrow_domain = typed_data.Domain(typed_data.ESCROW_DOMAIN_NAME, chain.chain_id, self.escrow.address)
+        self._token_domain: typed_data.Domain | None = None
+
+    @property
+    def token_domain(self) -> typed_data.Domain:
+        """The reward token's EIP-2612 domain: its ``name()``, version "1", read once."""
+        if self._token_domain is None:
+            name = str(read(self.token.functions.name()))
+            self._token_domain = typed_data.Domain(name, self.chain.chain_id, self.token.address)
+        return self._token_domain
 
     # -- what a wallet needs to sign ------------------------------------------------------------------------
 
@@ -64,6 +76,10 @@ class GaslessRelay:
     def escrow_nonce(self, consumer: str) -> int:
         """The nonce the consumer's next Claim must carry."""
         return int(read(self.escrow.functions.nonces(to_checksum_address(consumer))))
+
+    def permit_nonce(self, owner: str) -> int:
+        """The nonce the owner's next token Permit (a gasless transfer) must carry."""
+        return int(read(self.token.functions.nonces(to_checksum_address(owner))))
 
     def accrued(self, campaign_id: int, consumer: str) -> int:
         """The escrow's unclaimed amount for the consumer in the campaign (its ``accountOf`` view)."""
@@ -138,6 +154,31 @@ class GaslessRelay:
             message["consumer"], message["campaignIds"], message["to"], deadline, signature
         )
         return self._relay("claim", call, message["nonce"])
+
+    def transfer(
+        self, owner: str, to: str, value: int, deadline: int, signature: bytes, *, now: int | None = None
+    ) -> Relayed:
+        """Moves ``value`` reward tokens from ``owner`` to ``to`` on the owner's Permit for the relayer (spender):
+        ``permit``, then ``transferFrom``. Raises SignatureExpired, InvalidActionSignature, InvalidTransferRecipient, or
+        the token's revert (ERC20InsufficientBalance, ...) from the simulation, before any gas is spent. The answer
+        is the transferFrom's transaction. Both calls are simulated before the first is sent; should the owner's
+        balance move between the two, the permit stays mined and its allowance unused (the next Permit, with the
+        next nonce, overrides it)."""
+        _check_deadline("transfer", deadline, now)
+        owner, to = to_checksum_address(owner), to_checksum_address(to)
+        if int(to, 16) == 0 or to == owner:
+            raise InvalidTransferRecipient(to)
+        nonce = self.permit_nonce(owner)
+        message = typed_data.permit_message(owner, self.relayer.address, value, nonce, deadline)
+        _verify(self.token_domain, "Permit", message, signature, owner)
+        v, r, s = typed_data.split_signature(signature)
+        permit = self.token.functions.permit(owner, self.relayer.address, value, deadline, v, r, s)
+        read(permit, **{"from": self.relayer.address})
+        balance = int(read(self.token.functions.balanceOf(owner)))
+        if balance < value:
+            raise ERC20InsufficientBalance(owner, balance, value)
+        transact(self.chain, self.relayer, permit)
+        return self._relay("transfer", self.token.functions.transferFrom(owner, to, value), nonce)
 
     def _relay(self, action: str, call: ContractFunction, nonce: int) -> Relayed:
         read(call, **{"from": self.relayer.address})  # simulate: a revert is raised by name, and costs no gas

@@ -55,13 +55,17 @@ Relay = Annotated[GaslessRelay, Depends(get_relay)]
 
 @router.get("/nonce", responses=responses(*WALLET_PROBLEMS, "deployment_not_found", "chain_unavailable"))
 def get_nonce(wallet: Wallet, relay: Relay) -> NoncesOut:
-    """The nonces and EIP-712 domains the wallet's next Grant, Revoke, Link and Claim signatures must carry."""
+    """The nonces and EIP-712 domains the wallet's next Grant, Revoke, Link, Claim and Permit (transfer) signatures
+    must carry."""
     return NoncesOut(
         wallet=checksummed(wallet.address),
         nonce=relay.registry_nonce(wallet.address),
         claim_nonce=relay.escrow_nonce(wallet.address),
+        permit_nonce=relay.permit_nonce(wallet.address),
         domain=DomainOut.of(relay.registry_domain),
         claim_domain=DomainOut.of(relay.escrow_domain),
+        permit_domain=DomainOut.of(relay.token_domain),
+        permit_spender=checksummed(relay.relayer.address),
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from api.schemas.common import EXAMPLE_ADDRESS, Address, CampaignId, checksummed
 from api.schemas.engagements import EXAMPLE_HASH, ActionName, RejectReasonName
@@ -70,8 +70,14 @@ class NoncesOut(BaseModel):
     wallet: str = Field(description="The signed-in wallet, EIP-55.", examples=[EXAMPLE_ADDRESS])
     nonce: int = Field(description="The ConsentRegistry's nonce for the next Grant or Revoke.", examples=[0])
     claim_nonce: int = Field(description="The CampaignEscrow's nonce for the next Claim.", examples=[0])
+    permit_nonce: int = Field(description="The reward token's nonce for the next Permit (a transfer).", examples=[0])
     domain: DomainOut = Field(description="The domain Grant, Revoke and Link are signed in.")
     claim_domain: DomainOut = Field(description="The domain Claim is signed in.")
+    permit_domain: DomainOut = Field(description="The reward token's domain, which a transfer's Permit is signed in.")
+    permit_spender: str = Field(
+        description="The spender a transfer's Permit names: the relayer that sends it (EIP-55).",
+        examples=[EXAMPLE_ADDRESS],
+    )
 
 
 class GrantIn(BaseModel):
@@ -109,10 +115,34 @@ class ClaimIn(BaseModel):
     signature: Signature
 
 
+class TransferIn(BaseModel):
+    """A signed EIP-2612 Permit(owner, spender, value, nonce, deadline) of the reward token: the owner is the
+    signed-in wallet, the spender ``permit_spender`` and the nonce ``permit_nonce`` of GET /v1/consents/nonce.
+    The relayer spends exactly ``value``, to ``to``."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    to: Address = Field(description="The wallet that receives the tokens.")
+    value: str = Field(
+        pattern=r"^[0-9]{1,78}$",
+        description="Token base units (decimal string), 1 to 2^256 - 1.",
+        examples=["10000000000000000"],
+    )
+    deadline: Deadline
+    signature: Signature
+
+    @field_validator("value")
+    @classmethod
+    def _a_uint256_above_zero(cls, value: str) -> str:
+        if not 0 < int(value) <= UINT256_MAX:
+            raise ValueError("a transfer moves 1 to 2^256 - 1 base units")
+        return value
+
+
 class RelayedOut(BaseModel):
     """The relayed transaction: mined, not yet final; the indexer shows its effect after its confirmations."""
 
-    action: Literal["grant", "revoke", "claim"]
+    action: Literal["grant", "revoke", "claim", "transfer"]
     tx_hash: str = Field(examples=[EXAMPLE_HASH])
     block_number: int
     nonce: int = Field(description="The nonce the signature spent.")

@@ -201,6 +201,7 @@ EXPECTED_CODES = {
     "EscrowExpiredSignature": "expired_signature",
     "EscrowInvalidSigner": "invalid_signature",
     "EscrowInvalidRecipient": "invalid_recipient",
+    "InvalidTransferRecipient": "invalid_recipient",
     "EscrowNothingToClaim": "nothing_to_claim",
     "ERC20InsufficientBalance": "insufficient_balance",
     "ERC20InsufficientAllowance": "insufficient_allowance",

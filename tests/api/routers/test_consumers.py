@@ -183,3 +183,58 @@ class TestRewards:
         signature = world.suite.sign_claim(who, [campaign_id], who.address, deadline)
         again = body | {"signature": hexed(signature)}
         assert_problem(await world.client.post("/v1/claims", json=again, headers=headers), 409, "nothing_to_claim")
+
+
+class TestTransfers:
+    async def permit(self, world: World, who: LocalAccount, headers: dict[str, str], value: int) -> dict:
+        """A transfer body signed with the nonce and domain GET /v1/consents/nonce gives."""
+        nonces = (await world.client.get("/v1/consents/nonce", headers=headers)).json()
+        domain = typed_data.Domain(
+            nonces["permit_domain"]["name"], nonces["permit_domain"]["chainId"],
+            nonces["permit_domain"]["verifyingContract"],
+        )  # fmt: skip
+        deadline = world.later(3600)
+        message = typed_data.permit_message(who.address, nonces["permit_spender"], value, nonces["permit_nonce"],
+                                            deadline)  # fmt: skip
+        signature = typed_data.sign(who, domain, "Permit", message)
+        return {"to": world.consumer(1).address, "value": str(value), "deadline": deadline,
+                "signature": hexed(signature)}  # fmt: skip
+
+    async def test_a_signed_permit_moves_exactly_the_value_and_cannot_be_replayed(self, world: World):
+        accounts = world.suite.chain.accounts
+        who, to = world.consumer(), world.consumer(1)
+        world.suite.transfer(accounts.deployer, who.address, 5 * TOKEN)
+        before = world.suite.balance(to.address)
+        headers = await world.sign_in(who)
+        body = await self.permit(world, who, headers, 2 * TOKEN)
+
+        sent = await world.client.post("/v1/transfers", json=body, headers=headers)
+        assert sent.status_code == 202, sent.text
+        assert (sent.json()["action"], sent.json()["nonce"]) == ("transfer", 0)
+        assert world.suite.balance(who.address) == 3 * TOKEN
+        assert world.suite.balance(to.address) == before + 2 * TOKEN
+        spender = (await world.client.get("/v1/consents/nonce", headers=headers)).json()["permit_spender"]
+        assert world.suite.token.functions.allowance(who.address, spender).call() == 0  # used up
+
+        replay = await world.client.post("/v1/transfers", json=body, headers=headers)  # the nonce moved on
+        assert_problem(replay, 401, "invalid_signature")
+
+    async def test_refusals_cost_no_gas(self, world: World):
+        accounts = world.suite.chain.accounts
+        who = world.consumer()
+        world.suite.transfer(accounts.deployer, who.address, TOKEN)
+        headers = await world.sign_in(who)
+        body = await self.permit(world, who, headers, 2 * TOKEN)
+        assert_problem(await world.client.post("/v1/transfers", json=body, headers=headers), 409,
+                       "insufficient_balance")  # fmt: skip
+        to_self = body | {"to": who.address}
+        assert_problem(await world.client.post("/v1/transfers", json=to_self, headers=headers), 422,
+                       "invalid_recipient")  # fmt: skip
+        zero = body | {"value": "0"}
+        assert_problem(await world.client.post("/v1/transfers", json=zero, headers=headers), 422, "invalid_request")
+        too_big = body | {"value": str(2**256)}
+        assert_problem(await world.client.post("/v1/transfers", json=too_big, headers=headers), 422,
+                       "invalid_request")  # fmt: skip
+        other = await world.sign_in(world.consumer(2))  # another wallet cannot spend this wallet's permit
+        assert_problem(await world.client.post("/v1/transfers", json=body, headers=other), 401, "invalid_signature")
+        assert world.suite.balance(who.address) == TOKEN
