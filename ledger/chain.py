@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import fcntl
+import logging
 import re
 import signal
 import socket
@@ -37,6 +38,8 @@ from web3.types import RPCEndpoint, TxParams, TxReceipt
 
 from ledger.errors import ChainError, ChainStalled, ConfigurationError, DevnetRunning, TransactionFailed
 from ledger.settings import Settings
+
+_log = logging.getLogger(__name__)
 
 Backend = Literal["eth-tester", "anvil", "rpc"]
 BACKEND_CHOICES = ("eth-tester", "anvil", "http://...", "https://...")
@@ -344,6 +347,21 @@ class Chain:
         else:
             for _ in range(blocks):
                 self.rpc("evm_mine")
+
+    def heartbeat(self, stop: threading.Event, every: float = 1.0) -> None:
+        """Until ``stop``: mine an empty block whenever the latest is ``every`` seconds old (devnets only).
+
+        An automining devnet mines only when a transaction arrives, so its clock stands still between them; a live
+        chain's moves every block. The settlement batcher sends an engagement once a block's time has reached it
+        (the escrow refuses times after its block's), so on a quiet devnet an engagement reported now would wait
+        for the next unrelated transaction. ``adledger up`` runs this beside the indexer and the batcher."""
+        while not stop.is_set():
+            try:
+                if self.latest_timestamp() <= time.time() - every:
+                    self.mine()
+            except Exception as exc:  # the devnet stopping under us ends the heartbeat, not the process
+                _log.debug("heartbeat: %s", exc)
+            stop.wait(every / 2)
 
     def increase_time(self, seconds: int) -> int:
         """Move the clock forward and mine a block, so the latest timestamp is at least `seconds` later.

@@ -9,6 +9,8 @@ instead (its documented recipe). PostgreSQL goes through psycopg 3.
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -43,8 +45,12 @@ _MIGRATION_LOCK_ID = 0x4164_4C65_6467_6572  # "AdLedger"
 # The key every chain-derived row is unique on: one row per log.
 CHAIN_KEY = ("chain_id", "tx_hash", "log_index")
 #: Connection execution option: start SQLite transactions with BEGIN IMMEDIATE, taking the write lock up front
-#: so a read-then-write transaction cannot fail with SQLITE_BUSY halfway through.
+#: so a read-then-write transaction cannot fail with SQLITE_BUSY halfway through. Within one process such
+#: transactions first queue on a lock of the engine's: SQLite's own busy handler polls with sleeps growing to
+#: 100 ms, so under concurrent requests a waiting writer slept long after the lock was free (API intake at 8
+#: clients: p95 747 ms with it alone; see scripts/bench_intake.py).
 SQLITE_IMMEDIATE = "adledger_sqlite_immediate"
+_HOLDS_WRITERS = "adledger_holds_writers_lock"
 
 
 def create_engine_for(settings: Settings, **kwargs: Any) -> Engine:
@@ -95,10 +101,30 @@ def _sqlite_engine(url: URL, **kwargs: Any) -> Engine:
         finally:
             cursor.close()
 
+    writers = threading.Lock()
+
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        immediate = connection.get_execution_options().get(SQLITE_IMMEDIATE, False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        if not connection.get_execution_options().get(SQLITE_IMMEDIATE, False):
+            connection.exec_driver_sql("BEGIN")
+            return
+        if not writers.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
+            raise sqlite3.OperationalError("database is locked (this process's writers queue)")
+        connection.info[_HOLDS_WRITERS] = True
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            _release(connection.info)
+            raise
+
+    def _release(info: dict[Any, Any]) -> None:
+        if info.pop(_HOLDS_WRITERS, False):
+            writers.release()
+
+    for name in ("commit", "rollback"):
+        event.listen(engine, name, lambda connection: _release(connection.info))
+    # a connection returned to the pool without either (closed mid-transaction) must not keep the queue
+    event.listen(engine.pool, "checkin", lambda _dbapi, record: _release(record.info))
 
     return engine
 

@@ -7,6 +7,8 @@ transfer per engagement in its own transaction, and NaiveEscrow (contracts/mocks
 run pins the chain clock, keys and evidence, so the figures are committed in snapshots/gas.json and a test
 compares a fresh run with them exactly.
 
+``intake``: engagements through the API until settled and indexed (``scripts.bench_intake``).
+
 ``index`` (``python -m scripts.bench index [LOGS [PROFILE_DIR]]``): how fast ``Indexer.run_once`` stores Rewarded
 logs into SQLite and PostgreSQL, with peak memory, beside a naive web3 + ORM baseline measured in the same run;
 wall-clock figures, printed, never snapshotted (see ``measure_index``).
@@ -639,6 +641,10 @@ def print_index_table(results: dict[str, float], out: TextIO = sys.stdout) -> No
 
 
 def _main(argv: Sequence[str]) -> None:
+    if argv and argv[0] == "intake":
+        from scripts.bench_intake import main
+
+        raise SystemExit(main(argv[1:]))
     if argv and argv[0] == "index":
         logs = int(argv[1]) if len(argv) > 1 else INDEX_LOGS
         profile = Path(argv[2]) if len(argv) > 2 else None
@@ -646,7 +652,10 @@ def _main(argv: Sequence[str]) -> None:
         print_index_table(figures_)
         return
     if argv and argv[0] != "gas":
-        raise SystemExit(f"usage: python -m scripts.bench [gas | index [LOGS [PROFILE_DIR]]], not {argv[0]!r}")
+        raise SystemExit(
+            f"usage: python -m scripts.bench [gas | index [LOGS [PROFILE_DIR]] | intake [ENGAGEMENTS [CLIENTS]]], "
+            f"not {argv[0]!r}"
+        )
     figures = measure_gas(progress=lambda step: print(step, file=sys.stderr))
     write_snapshot(figures)
     print(json.dumps(figures, indent=2))

@@ -149,7 +149,8 @@ def up(
 ) -> None:
     """The main job: anvil devnet, the suite deployed, the demo campaign seeded and indexed into the CRM database;
     then it keeps serving until Ctrl-C: the indexer following new blocks, the settlement batcher draining the
-    engagement outbox, and the HTTP API on 127.0.0.1:<api-port>."""
+    engagement outbox, and the HTTP API on 127.0.0.1:<api-port>; the devnet mines an empty block each second
+    without traffic, so its clock moves like a live chain's."""
     import threading
 
     from ledger.db import session_factory
@@ -181,6 +182,7 @@ def up(
             workers = [
                 threading.Thread(target=indexer.follow, args=(1.0, stop), name="indexer", daemon=True),
                 threading.Thread(target=batcher.follow, args=(2.0, stop), name="batcher", daemon=True),
+                threading.Thread(target=connected.heartbeat, args=(stop,), name="heartbeat", daemon=True),
             ]
             api = _api_server(settings, api_port)
             workers.append(threading.Thread(target=api.run, name="api", daemon=True))
@@ -331,6 +333,7 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on (0.0.0.0: every interface)."),
     port: int = typer.Option(8000, "--port", min=1, max=65535, help="TCP port to listen on."),
     chain: str = typer.Option(None, help="eth-tester, anvil or an http(s):// JSON-RPC URL (default ADLEDGER_CHAIN)."),
+    access_log: bool = typer.Option(True, help="Log a line per request (--no-access-log under heavy load)."),
 ) -> None:
     """Serve the HTTP API (/v1; OpenAPI at /docs) with uvicorn until Ctrl-C. Sign-in messages must name
     ADLEDGER_API_DOMAIN (default localhost:8000): set it to the host and port clients use."""
@@ -338,7 +341,7 @@ def serve(
 
     from api.app import create_app
 
-    uvicorn.run(create_app(_settings(chain)), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(_settings(chain)), host=host, port=port, log_level="info", access_log=access_log)
 
 
 @app.command("dev-login")
