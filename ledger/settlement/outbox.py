@@ -38,7 +38,12 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ledger.crm.onchain import Campaign
-from ledger.db import SQLITE_IMMEDIATE, insert_ignoring_duplicates
+from ledger.db import (
+    SQLITE_IMMEDIATE,
+    bind_rows,
+    insert_bound_rows_ignoring_duplicates,
+    insert_ignoring_duplicates,
+)
 from ledger.errors import CampaignNotIndexed, CampaignNotOpen, EventIdsExhausted, TooManyEngagements
 from ledger.model import Action, CampaignStatus
 from ledger.settlement.batch import MAX_EVENT_ID, MAX_TIME
@@ -392,7 +397,10 @@ def _insert_all(session: Session, rows: Sequence[dict[str, Any]]) -> bool:
     if not rows:
         return True
     savepoint = session.begin_nested()
-    inserted = insert_ignoring_duplicates(session, OutboxEngagement, rows, conflict_columns=_REF_KEY)
+    columns = list(rows[0])
+    bound = bind_rows(OutboxEngagement, columns, [[row[name] for name in columns] for row in rows],
+                      session.get_bind().dialect)  # fmt: skip
+    inserted = insert_bound_rows_ignoring_duplicates(session, OutboxEngagement, columns, bound, _REF_KEY)
     if inserted == len(rows):
         savepoint.commit()
         return True
