@@ -163,7 +163,7 @@ def up(
     with connect(settings) as connected:
         suite = _ensure_suite(connected, settings)
         _print_deployment(suite, settings)
-        _run_demo(suite, settings)
+        _run_demo(suite, settings, real_time=True)
         open_id, created = ensure_open_campaign(suite)
         console.print(
             f"campaign {open_id} is {'open' if created else 'still open'} for the API's attester "
@@ -221,7 +221,7 @@ def _wait_forever() -> None:
     threading.Event().wait()
 
 
-def _run_demo(suite: Suite, settings: Settings) -> None:
+def _run_demo(suite: Suite, settings: Settings, *, real_time: bool = False) -> None:
     from scripts.demo import run_demo, tokens
 
     table = Table(title="demo campaign")
@@ -232,7 +232,7 @@ def _run_demo(suite: Suite, settings: Settings) -> None:
     def report(step: Any) -> None:
         console.print(f"[green]✓[/green] {step.title}  [dim]{step.tx_hash}[/dim]  gas {step.gas:,}")
 
-    result = run_demo(suite, report)
+    result = run_demo(suite, report, real_time=real_time)
     for step in result.steps:
         table.add_row(step.title, f"{step.gas:,}", step.detail)
     console.print(table)

@@ -26,6 +26,7 @@ UNIT = 10**TOKEN_DECIMALS
 BUDGET = 100 * UNIT
 MARKETER_FLOAT = 10_000 * UNIT
 CAMPAIGN_SECONDS = 3_600
+REAL_TIME_SECONDS = 4  # the main job's demo campaign: its end is waited for, not travelled to
 REWARDS = {
     Action.INSTALL: 1 * UNIT,
     Action.LOCATION_OPT_IN: 1 * UNIT,
@@ -65,8 +66,11 @@ def tokens(amount: int) -> str:
     return f"{whole}.{frac:0{TOKEN_DECIMALS}d}".rstrip("0").rstrip(".") + " ADR"
 
 
-def run_demo(suite: Suite, report: Callable[[Step], None] = lambda _: None) -> DemoResult:
-    """Runs the demo on a deployed suite; a devnet is needed (the campaign's end is reached by moving time)."""
+def run_demo(suite: Suite, report: Callable[[Step], None] = lambda _: None, *, real_time: bool = False) -> DemoResult:
+    """Runs the demo on a deployed suite; a devnet is needed. The campaign's end is reached by moving the chain's
+    clock an hour ahead, or with ``real_time`` (the main job) by a campaign of ``REAL_TIME_SECONDS`` whose end is
+    waited for: the devnet's clock then stays with the wall clock, which is the clock attesters report times in
+    and wallets sign deadlines by (a devnet an hour ahead would refuse them both)."""
     chain = suite.chain
     accounts = chain.accounts
     relayer, marketer, attester = accounts.deployer, accounts.marketer, accounts.attester
@@ -82,11 +86,12 @@ def run_demo(suite: Suite, report: Callable[[Step], None] = lambda _: None) -> D
         record("fund the marketer", suite.transfer(relayer, marketer.address, MARKETER_FLOAT), tokens(MARKETER_FLOAT))
 
     now = chain.latest_timestamp()
+    real_time = real_time and now <= time.time() + 2  # a devnet already ahead (old state) can only move on
     terms = CampaignTerms(
         token=suite.token.address,
         brand=marketer.address,
         starts_at=now - 60,
-        ends_at=now + CAMPAIGN_SECONDS,
+        ends_at=now + (REAL_TIME_SECONDS if real_time else CAMPAIGN_SECONDS),
         rewards=dict(REWARDS),
     )
     campaign_id, receipt = suite.create_campaign(marketer, terms, BUDGET, [attester.address])
@@ -106,7 +111,7 @@ def run_demo(suite: Suite, report: Callable[[Step], None] = lambda _: None) -> D
         names = ",".join(p.name.lower() for p in Purpose if p in purposes and p.name)
         record(f"{_short(consumer)} consents by signature (relayed)", transact(chain, relayer, call), names)
 
-    at = chain.increase_time(5)
+    at = chain.latest_timestamp() if real_time else chain.increase_time(5)  # at or after the grants
     batch = _engagements(campaign_id, at, alice, bob, carol)
     receipt = transact(chain, attester, suite.escrow.functions.settle(campaign_id, encode_batch(batch)))
     result = DemoResult(campaign_id=campaign_id)
@@ -126,7 +131,11 @@ def run_demo(suite: Suite, report: Callable[[Step], None] = lambda _: None) -> D
     record(f"{_short(alice)} claims gaslessly (relayed)", transact(chain, relayer, call), tokens(owed))
     result.claimed = owed
 
-    chain.increase_time(CAMPAIGN_SECONDS + 60)
+    if real_time:
+        time.sleep(max(0.0, terms.ends_at + 1 - time.time()))
+        chain.mine()  # a block at the wall clock's time: the close is estimated against the latest block
+    else:
+        chain.increase_time(CAMPAIGN_SECONDS + 60)
     receipt = transact(chain, marketer, suite.escrow.functions.close(campaign_id))
     (closed,) = events(suite.escrow, "CampaignClosed", receipt)
     result.refund, result.owed_after_close = int(closed["refund"]), int(closed["owed"])

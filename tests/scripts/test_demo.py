@@ -61,6 +61,9 @@ def test_main_job_seeds_the_devnet_and_a_restart_reuses_the_deployment(tmp_path:
         suite = Suite.load(chain, tmp_path / "deployment.json")
         assert suite.campaign_state(3).status == CampaignStatus.CLOSED  # the second run's demo
         assert suite.campaign_state(2).status == CampaignStatus.ACTIVE  # the one left open for the API
+        # the demo waited for its campaign's end instead of travelling there: the devnet keeps the wall clock,
+        # which attesters report times in and wallets sign deadlines by
+        assert abs(chain.latest_timestamp() - time.time()) < 15
 
 
 def test_demo_without_a_deployment_on_a_url_chain_reports_a_clear_error(tmp_path: Path, monkeypatch):
@@ -97,7 +100,8 @@ def test_main_job_serves_the_api_with_the_indexer_and_batcher_until_ctrl_c(tmp_p
             time.sleep(0.5)
         assert ready is not None and ready.status_code == 200, ready and ready.text
         body = ready.json()
-        assert body["checks"] == {"database": "ok", "deployment": "ok", "chain": "ok"} and body["indexer_lag"] == 0
+        assert body["checks"] == {"database": "ok", "deployment": "ok", "chain": "ok"}
+        assert body["indexer_lag"] <= 3  # the heartbeat mines a block a second; the indexer polls each second
         api = f"http://127.0.0.1:{api_port}"
         login = CliRunner().invoke(
             app, ["dev-login", "marketer", "--api", api], env={"ADLEDGER_DATA_DIR": str(tmp_path)}
