@@ -20,6 +20,7 @@ from ledger.chain import Chain, connect, serve_devnet
 from ledger.errors import DeploymentNotFound, LedgerError
 from ledger.settings import Settings
 from ledger.suite import Suite
+from wallet.cli import wallet_app
 
 app = typer.Typer(
     help="adledger: consent-based incentive and ad-attribution ledger.",
@@ -531,6 +532,7 @@ def settle_command(
 
 conversions_app = typer.Typer(help="Purchases from shops and POS systems (conversions).", no_args_is_help=True)
 app.add_typer(conversions_app, name="conversions")
+app.add_typer(wallet_app, name="wallet")
 
 ConversionsFile = typer.Argument(
     ..., exists=True, dir_okay=False, readable=True, metavar="FILE", help="CSV: a header row, one purchase per row."

@@ -1,5 +1,6 @@
-"""The consumer's wallet: keys in a keystore dir (``wallet.keystore``) and the signatures adledger asks of them
-(``wallet.Wallet``). Built on ``ledger``; never imports ``api`` or ``scripts``. The CLI comes with issue 14's next part.
+"""The consumer's wallet: keys in a keystore dir (``wallet.keystore``), the signatures adledger asks of them
+(``wallet.Wallet``), the API over HTTP (``wallet.client.ApiClient``) and the command line ``adledger wallet``
+(``wallet.cli``). Built on ``ledger``; never imports ``api`` or ``scripts``.
 """
 
 from wallet.wallet import Wallet

@@ -11,7 +11,13 @@ The wallet CLI prints one red line and exits with ``exit_code``, so scripts can 
 6   ``KeystoreExists``: nothing was written
 7   ``InvalidPrivateKey``, ``InvalidMnemonic``, ``InvalidAddress``, ``EmptyPassword``: fix what was typed
 8   ``WalletStorageError``: the wallet dir or a file cannot be read or written
+9   ``ApiProblem``: the API refused the request (its problem ``code`` says why), or answered what the wallet
+    must not act on (``ApiDomainMismatch``)
+10  ``ApiUnreachable``, ``RpcUnreachable``: the API or the JSON-RPC node cannot be reached (or did not answer)
+11  ``NoGas``, ``ChainMismatch``, ``TransactionRefused``: a direct transaction (``transfer --direct``) cannot go
 ==  =====================================================================
+
+``NoWallet`` and ``WalletNotChosen`` exit 3 (which wallet?), ``InvalidAmount`` and ``InvalidPurposes`` 7.
 
 The root is not ``ledger.errors.LedgerError``: ``exit_code`` belongs to a terminal, which ``ledger/`` knows nothing of,
 and a LedgerError subclass must be listed in tests/ledger/test_errors.py's code table. The CLI catches both roots.
@@ -21,15 +27,17 @@ No message ever contains a password, a private key or a mnemonic: they may be sh
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 
 class WalletError(Exception):
-    """Root of every expected wallet failure; ``code`` is stable and ``help`` says how to fix it, if known."""
+    """Root of every expected wallet failure; ``code`` is stable and ``help`` says how to fix it, if known.
 
-    code: ClassVar[str] = "wallet_error"
+    ``code`` and ``help`` are the class's, except on an ``ApiProblem``, which carries the API's own."""
+
+    code: str = "wallet_error"
     exit_code: ClassVar[int] = 1
-    help: ClassVar[str | None] = None
+    help: str | None = None
 
 
 class KeystoreNotFound(WalletError, LookupError):
@@ -164,3 +172,152 @@ class SignerMismatch(WalletError, ValueError):
         self.wallet = wallet
         self.named = named
         super().__init__(f"the message is for {named}, not for this wallet {wallet}")
+
+
+class NoWallet(WalletError, LookupError):
+    """Raised when a command needs a wallet and the wallet dir holds none."""
+
+    code = "no_wallet"
+    exit_code = 3
+    help = "create one with `adledger wallet new`, or import one with `adledger wallet import`"
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        super().__init__(f"no wallet in {directory}")
+
+
+class WalletNotChosen(WalletError, LookupError):
+    """Raised when the wallet dir holds several wallets and the command was not told which one to use."""
+
+    code = "wallet_not_chosen"
+    exit_code = 3
+    help = "say which with --address (or ADLEDGER_WALLET_ADDRESS); `adledger wallet list` shows them"
+
+    def __init__(self, directory: Path, addresses: list[str]) -> None:
+        self.directory = directory
+        self.addresses = addresses
+        super().__init__(f"{len(addresses)} wallets in {directory}: {', '.join(addresses)}")
+
+
+class InvalidAmount(WalletError, ValueError):
+    """Raised when a token amount typed for a transfer is not a positive decimal with at most 18 decimals."""
+
+    code = "invalid_amount"
+    exit_code = 7
+    help = "write the amount in tokens with a dot for decimals, e.g. 1.5 or 0.000001 (at most 18 decimals)"
+
+    def __init__(self, text: str, reason: str) -> None:
+        self.text = text
+        super().__init__(f"{text!r} is not an amount: {reason}")
+
+
+class InvalidPurposes(WalletError, ValueError):
+    """Raised when a list of consent purposes names none, or names one the registry does not know."""
+
+    code = "invalid_purposes"
+    exit_code = 7
+    help = "name purposes separated by commas: ads, email, location, profile, purchases, analytics (or all)"
+
+
+class ApiProblem(WalletError):
+    """Raised when the API answers an error: ``code`` is the API's stable problem code (``nothing_to_claim``),
+    ``status`` the HTTP status, ``detail`` this occurrence and ``help`` the API's advice; ``body`` is the whole
+    RFC 9457 answer. An error answer that is not problem+json (a proxy's page) has the code ``unexpected_answer``."""
+
+    code = "api_problem"
+    exit_code = 9
+
+    def __init__(
+        self, code: str, status: int, detail: str, help: str | None = None, body: dict[str, Any] | None = None
+    ) -> None:
+        self.code = code
+        self.status = status
+        self.detail = detail
+        self.help = help
+        self.body = body or {}
+        super().__init__(f"{detail} ({code}, HTTP {status})")
+
+
+class ApiDomainMismatch(WalletError):
+    """Raised when the API asks the wallet to sign in for another site than the URL it was reached at: a
+    signature for that site could be replayed there, so the wallet refuses to make it (EIP-4361's phishing check)."""
+
+    code = "api_domain_mismatch"
+    exit_code = 9
+    help = "point --api (or ADLEDGER_API_URL) at the address the API serves (the server's ADLEDGER_API_DOMAIN)"
+
+    def __init__(self, api: str, domain: str) -> None:
+        self.api = api
+        self.domain = domain
+        super().__init__(f"the API at {api} asks for a sign-in to {domain!r}, another site: refused")
+
+
+class ApiUnreachable(WalletError):
+    """Raised when the API cannot be reached, or gave no answer in time; ``sent`` says whether the request may
+    have arrived (a relayed action may then have gone through: check before sending it again)."""
+
+    code = "api_unreachable"
+    exit_code = 10
+
+    def __init__(self, api: str, reason: str, *, sent: bool = False) -> None:
+        self.api = api
+        self.reason = reason
+        self.sent = sent
+        if sent:
+            self.help = "the request may have been carried out: check with a read command before sending it again"
+            super().__init__(f"no answer from the API at {api}: {reason}")
+        else:
+            self.help = "is the API running? `make run` serves it at http://127.0.0.1:8000; --api points elsewhere"
+            super().__init__(f"cannot reach the API at {api}: {reason}")
+
+
+class RpcUnreachable(WalletError):
+    """Raised when the JSON-RPC node a direct transfer goes through cannot be reached."""
+
+    code = "rpc_unreachable"
+    exit_code = 10
+    help = "is the devnet running? `make run` serves it at http://127.0.0.1:8545; --rpc points elsewhere"
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = url
+        super().__init__(f"cannot reach the JSON-RPC node at {url}: {reason}")
+
+
+class ChainMismatch(WalletError):
+    """Raised when the JSON-RPC node serves another chain than the API's deployment: a transaction there would
+    move nothing the API knows of."""
+
+    code = "chain_mismatch"
+    exit_code = 11
+    help = "point --rpc at a node of the API's chain"
+
+    def __init__(self, url: str, chain_id: int, expected: int) -> None:
+        self.url = url
+        self.chain_id = chain_id
+        self.expected = expected
+        super().__init__(f"the node at {url} serves chain {chain_id}; the API's deployment is on chain {expected}")
+
+
+class NoGas(WalletError):
+    """Raised when a direct transaction is asked of a wallet that holds no ether to pay its gas."""
+
+    code = "no_gas"
+    exit_code = 11
+    help = "leave out --direct: the default (gasless) transfer lets the API's relayer pay the gas"
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        super().__init__(f"{address} holds no ether to pay gas for a direct transaction")
+
+
+class TransactionRefused(WalletError):
+    """Raised when the chain refuses a direct transaction (a revert, such as a balance too small, or the node's
+    refusal); ``reason`` is the chain's error code (``insufficient_balance``) or ``rpc_error``."""
+
+    code = "transaction_refused"
+    exit_code = 11
+
+    def __init__(self, reason: str, message: str, help: str | None = None) -> None:
+        self.reason = reason
+        self.help = help
+        super().__init__(f"the chain refused the transaction: {message} ({reason})")

@@ -26,6 +26,17 @@ EXPECTED = {
     "EmptyPassword": ("empty_password", 7),
     "WalletStorageError": ("wallet_storage_error", 8),
     "SignerMismatch": ("signer_mismatch", 1),
+    "NoWallet": ("no_wallet", 3),
+    "WalletNotChosen": ("wallet_not_chosen", 3),
+    "InvalidAmount": ("invalid_amount", 7),
+    "InvalidPurposes": ("invalid_purposes", 7),
+    "ApiProblem": ("api_problem", 9),
+    "ApiDomainMismatch": ("api_domain_mismatch", 9),
+    "ApiUnreachable": ("api_unreachable", 10),
+    "RpcUnreachable": ("rpc_unreachable", 10),
+    "ChainMismatch": ("chain_mismatch", 11),
+    "NoGas": ("no_gas", 11),
+    "TransactionRefused": ("transaction_refused", 11),
 }
 
 
@@ -51,6 +62,14 @@ class TestCodes:
     @pytest.mark.parametrize("cls", wallet_errors()[1:], ids=lambda cls: cls.__name__)
     def test_every_error_says_when_it_is_raised(self, cls):
         assert (cls.__doc__ or "").startswith("Raised when")
+
+    def test_an_api_problem_carries_the_apis_code_not_its_class_code(self):
+        problem = errors.ApiProblem("nothing_to_claim", 409, "nothing accrued", "see `rewards`", {"code": "x"})
+        assert (problem.code, problem.status, problem.help, problem.exit_code) == (
+            "nothing_to_claim", 409, "see `rewards`", 9,
+        )  # fmt: skip
+        assert str(problem) == "nothing accrued (nothing_to_claim, HTTP 409)"
+        assert errors.ApiProblem.code == "api_problem"
 
     def test_wallet_errors_stay_out_of_the_ledger_tree(self):
         # tests/ledger/test_errors.py lists every LedgerError subclass: a wallet error there would break its table
