@@ -101,7 +101,7 @@ def _sqlite_engine(url: URL, **kwargs: Any) -> Engine:
         finally:
             cursor.close()
 
-    writers = threading.Lock()
+    writers = _writers_of(url)
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
@@ -127,6 +127,20 @@ def _sqlite_engine(url: URL, **kwargs: Any) -> Engine:
     event.listen(engine.pool, "checkin", lambda _dbapi, record: _release(record.info))
 
     return engine
+
+
+_WRITERS: dict[str, threading.Lock] = {}
+_WRITERS_MADE = threading.Lock()
+
+
+def _writers_of(url: URL) -> threading.Lock:
+    """The in-process queue of BEGIN IMMEDIATE transactions on one SQLite database, shared by every engine of this
+    process on it (the API's, and the batcher's when it runs in the same process). In-memory databases are one per
+    engine, so each gets its own."""
+    if url.database in (None, "", ":memory:"):
+        return threading.Lock()
+    with _WRITERS_MADE:
+        return _WRITERS.setdefault(str(Path(url.database).resolve()), threading.Lock())
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -6,6 +6,7 @@ red line and exit code 1; an unexpected exception is a bug and keeps its traceba
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 from collections.abc import Callable
@@ -335,14 +336,34 @@ def serve(
     port: int = typer.Option(8000, "--port", min=1, max=65535, help="TCP port to listen on."),
     chain: str = typer.Option(None, help="eth-tester, anvil or an http(s):// JSON-RPC URL (default ADLEDGER_CHAIN)."),
     access_log: bool = typer.Option(True, help="Log a line per request (--no-access-log under heavy load)."),
+    settle: bool = typer.Option(
+        False, "--settle", help="Also run the settlement batcher in this process (else: `adledger settle --follow`)."
+    ),
+    max_wait: float = typer.Option(
+        30.0, "--max-wait", min=0, help="With --settle: a batch not full by gas goes once its oldest waited this long."
+    ),
 ) -> None:
     """Serve the HTTP API (/v1; OpenAPI at /docs) with uvicorn until Ctrl-C. Sign-in messages must name
     ADLEDGER_API_DOMAIN (default localhost:8000): set it to the host and port clients use."""
+    import threading
+
     import uvicorn
 
     from api.app import create_app
 
-    uvicorn.run(create_app(_settings(chain)), host=host, port=port, log_level="info", access_log=access_log)
+    settings = _settings(chain)
+    stop = threading.Event()
+    with contextlib.ExitStack() as stack:
+        if settle:
+            _log_warnings_to(err)
+            connected = stack.enter_context(connect(settings))
+            batcher, engine = _batcher(connected, settings, max_wait)
+            stack.callback(engine.dispose)
+            worker = threading.Thread(target=batcher.follow, args=(1.0, stop), name="batcher", daemon=True)
+            worker.start()
+            stack.callback(worker.join, 30)
+            stack.callback(stop.set)
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=access_log)
 
 
 @app.command("dev-login")
@@ -477,6 +498,18 @@ def reconcile_command(
     raise typer.Exit(code=1)
 
 
+def _batcher(connected: Chain, settings: Settings, max_wait: float) -> tuple[Any, Any]:
+    """A Batcher signing as the devnet's attester on the settings' database (migrated first), and its engine."""
+    from ledger.db import create_engine_for, session_factory, upgrade
+    from ledger.settlement.batcher import Batcher, BatcherOptions
+
+    suite = Suite.load(connected, settings.deployment_file)
+    engine = create_engine_for(settings)
+    upgrade(engine)
+    options = BatcherOptions(max_wait_seconds=max_wait, confirmations=settings.confirmations)
+    return Batcher(connected, suite, session_factory(engine), connected.accounts.attester, options), engine
+
+
 @app.command("settle")
 @reports_errors
 def settle_command(
@@ -490,18 +523,11 @@ def settle_command(
     """Settle the engagement outbox: queued engagements in settle() batches, each marked settled or rejected from
     its receipt; transactions a previous run left in flight are followed up first. Signs as the devnet's attester
     (account 2 of ADLEDGER_MNEMONIC): production attester keys (keystore, remote signer) are a later concern."""
-    from ledger.db import create_engine_for, session_factory, upgrade
-    from ledger.settlement.batcher import Batcher, BatcherOptions
-
     settings = _settings(chain)
     _log_warnings_to(err)  # reverted, dropped, replaced and refused batches are logged as warnings
     with connect(settings) as connected:
-        suite = Suite.load(connected, settings.deployment_file)
-        engine = create_engine_for(settings)
+        batcher, engine = _batcher(connected, settings, max_wait)
         try:
-            upgrade(engine)
-            options = BatcherOptions(max_wait_seconds=max_wait, confirmations=settings.confirmations)
-            batcher = Batcher(connected, suite, session_factory(engine), connected.accounts.attester, options)
             _once_or_follow(batcher, follow, poll)
         finally:
             engine.dispose()

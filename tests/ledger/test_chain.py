@@ -6,6 +6,8 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -346,3 +348,23 @@ def test_a_restart_from_state_keeps_block_time_moving_forward(tmp_path: Path):
     with connect(settings) as chain:
         chain.mine()
         assert chain.latest_timestamp() > ahead
+
+
+@pytest.mark.anvil
+@pytest.mark.parametrize("chain", ["anvil"], indirect=True)  # the main job's devnet
+def test_the_heartbeat_keeps_a_quiet_devnets_clock_moving_until_stopped(isolated: Chain) -> None:
+    stop = threading.Event()
+    beat = threading.Thread(target=isolated.heartbeat, args=(stop, 0.5))
+    first = isolated.w3.eth.block_number
+    beat.start()
+    try:
+        time.sleep(1.6)
+        assert isolated.w3.eth.block_number >= first + 2  # empty blocks, no transaction sent
+        assert isolated.latest_timestamp() >= int(time.time()) - 1
+    finally:
+        stop.set()
+        beat.join(timeout=5)
+    assert not beat.is_alive()
+    stopped = isolated.w3.eth.block_number
+    time.sleep(1.1)
+    assert isolated.w3.eth.block_number == stopped

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic import command
@@ -15,9 +18,11 @@ from ledger.crm import Base
 from ledger.crm.models import Touchpoint
 from ledger.db import (
     COPY_THRESHOLD,
+    SQLITE_IMMEDIATE,
     alembic_config,
     bind_rows,
     create_engine_for,
+    engine_from_url,
     insert_bound_rows_ignoring_duplicates,
     insert_ignoring_duplicates,
     session_factory,
@@ -90,6 +95,59 @@ class TestCreateEngineFor:
             transaction.rollback()
             assert "scratch" not in inspect(connection).get_table_names()
         engine.dispose()
+
+
+class TestSqliteWriterQueue:
+    """BEGIN IMMEDIATE transactions of one process on one SQLite file queue on a lock, not in SQLite's busy
+    handler, whose sleeps grow to 100 ms: a waiting writer starts as soon as the one before it ends."""
+
+    # SQLite's busy handler sleeps 1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50 ms, then 100 ms at a time: a waiter it
+    # handled wakes at 428, 528, 628, 728 ms, ~70 ms after a writer that held the lock for 660 ms
+    HOLD = 0.66
+
+    def _engines(self, tmp_path: Path) -> tuple[Any, Any]:
+        url = f"sqlite:///{tmp_path / 'queue.db'}"
+        return engine_from_url(url), engine_from_url(url)  # two engines: the API's and an in-process batcher's
+
+    def _write(self, engine: Any, hold: float, started: list[float], ended: list[float]) -> None:
+        with engine.connect().execution_options(**{SQLITE_IMMEDIATE: True}) as connection, connection.begin():
+            started.append(time.perf_counter())
+            time.sleep(hold)
+            ended.append(time.perf_counter())
+
+    def test_writers_of_two_engines_take_turns_without_waiting_in_sqlite(self, tmp_path: Path):
+        first, second = self._engines(tmp_path)
+        started: list[float] = []
+        ended: list[float] = []
+        holder = threading.Thread(target=self._write, args=(first, self.HOLD, started, ended))
+        holder.start()
+        while not started:
+            time.sleep(0.001)
+        self._write(second, 0.0, started, ended)
+        holder.join()
+        assert started[1] >= ended[0]  # one at a time
+        assert started[1] - ended[0] < 0.04  # handed over at once, not after a busy-handler sleep
+
+    @pytest.mark.parametrize("finish", ["commit", "rollback", "close"])
+    def test_the_queue_is_released_however_the_transaction_ends(self, tmp_path: Path, finish: str):
+        first, second = self._engines(tmp_path)
+        connection = first.connect().execution_options(**{SQLITE_IMMEDIATE: True})
+        transaction = connection.begin()
+        if finish == "close":
+            connection.close()  # returned to the pool mid-transaction
+        else:
+            getattr(transaction, finish)()
+            connection.close()
+        began = time.perf_counter()
+        self._write(second, 0.0, [], [])
+        assert time.perf_counter() - began < 1.0
+
+    def test_readers_do_not_queue(self, tmp_path: Path):
+        first, second = self._engines(tmp_path)
+        upgrade(first)
+        writer = first.connect().execution_options(**{SQLITE_IMMEDIATE: True})
+        with writer, writer.begin(), second.connect() as reader:  # a read while the write lock is held
+            assert reader.scalar(select(func.count()).select_from(Touchpoint)) == 0
 
 
 class TestUpgrade:
