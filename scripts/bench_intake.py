@@ -51,7 +51,7 @@ Progress = Callable[[str], None]
 
 INTAKE_ENGAGEMENTS = 50_000
 INTAKE_BATCH = 100  # engagements per POST
-INTAKE_CLIENTS = 8  # concurrent clients
+INTAKE_CLIENTS = 2  # concurrent clients, each posting its next batch once answered
 INTAKE_CONSUMERS = 500  # wallets with consent; engagements are spread over them
 INTAKE_BASELINE = 300  # engagements the baseline settles one transaction each
 INTAKE_MIN_RATE = 2_000.0  # engagements/s settled and indexed, end to end

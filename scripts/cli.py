@@ -260,6 +260,23 @@ def bench_index(
         raise typer.Exit(code=1)
 
 
+@bench_app.command("intake")
+@reports_errors
+def bench_intake(
+    engagements: int = typer.Option(50_000, min=1_000, help="Engagements to post (batches of 100)."),
+    clients: int = typer.Option(2, min=1, max=64, help="Concurrent clients, each waiting for its answer."),
+) -> None:
+    """Post engagements to the API (serve, settle --follow and index --follow as three processes on a fresh anvil)
+    until every one is settled and indexed, beside one settle() transaction per engagement."""
+    from scripts.bench_intake import check_intake_targets, measure_intake, print_intake_table
+
+    with console.status("setting up a fresh anvil …") as status:
+        results = measure_intake(engagements, clients, progress=lambda step: status.update(step))
+    print_intake_table(results)
+    if check_intake_targets(results):
+        raise typer.Exit(code=1)
+
+
 @bench_app.command("gas")
 @reports_errors
 def bench_gas(

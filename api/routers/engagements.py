@@ -33,9 +33,7 @@ ATTESTER_PROBLEMS = ("credentials_required", "invalid_api_key", "access_denied")
         "invalid_request",
     ),
 )
-def post_engagements(
-    body: EngagementBatch, attester: Attester, session: SessionDep, metrics: MetricsDep
-) -> Response:
+def post_engagements(body: EngagementBatch, attester: Attester, session: SessionDep, metrics: MetricsDep) -> Response:
     """Report engagements of the key's campaign; each is answered accepted, replay, conflict or invalid, in order.
 
     Idempotent on ``attester_ref``: what was answered accepted is stored before this answer, and sending it again
