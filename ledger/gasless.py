@@ -117,7 +117,7 @@ class GaslessRelay:
         now: int | None = None,
     ) -> Relayed:
         """Relays ``grantBySig``. Raises SignatureExpired, InvalidActionSignature or the contract's revert."""
-        _check_deadline("grant", deadline, now)
+        _check_deadline("grant", deadline, self._earliest_block_time() if now is None else now)
         message = self.grant_message(consumer, brand, purposes, expires_at, deadline)
         _verify(self.registry_domain, "Grant", message, signature, consumer)
         call = self.registry.functions.grantBySig(
@@ -129,7 +129,7 @@ class GaslessRelay:
         self, consumer: str, brand: str, purposes: int, deadline: int, signature: bytes, *, now: int | None = None
     ) -> Relayed:
         """Relays ``revokeBySig``. Raises SignatureExpired, InvalidActionSignature or the contract's revert."""
-        _check_deadline("revoke", deadline, now)
+        _check_deadline("revoke", deadline, self._earliest_block_time() if now is None else now)
         message = self.revoke_message(consumer, brand, purposes, deadline)
         _verify(self.registry_domain, "Revoke", message, signature, consumer)
         call = self.registry.functions.revokeBySig(message["consumer"], message["brand"], purposes, deadline, signature)
@@ -147,7 +147,7 @@ class GaslessRelay:
     ) -> Relayed:
         """Relays ``claimBySig``, paying the consumer's accruals in ``campaign_ids`` to ``to``. Raises
         SignatureExpired, InvalidActionSignature or the contract's revert (EscrowNothingToClaim, ...)."""
-        _check_deadline("claim", deadline, now)
+        _check_deadline("claim", deadline, self._earliest_block_time() if now is None else now)
         message = self.claim_message(consumer, campaign_ids, to, deadline)
         _verify(self.escrow_domain, "Claim", message, signature, consumer)
         call = self.escrow.functions.claimBySig(
@@ -164,7 +164,7 @@ class GaslessRelay:
         is the transferFrom's transaction. Both calls are simulated before the first is sent; should the owner's
         balance move between the two, the permit stays mined and its allowance unused (the next Permit, with the
         next nonce, overrides it)."""
-        _check_deadline("transfer", deadline, now)
+        _check_deadline("transfer", deadline, self._earliest_block_time() if now is None else now)
         owner, to = to_checksum_address(owner), to_checksum_address(to)
         if int(to, 16) == 0 or to == owner:
             raise InvalidTransferRecipient(to)
@@ -180,6 +180,11 @@ class GaslessRelay:
         transact(self.chain, self.relayer, permit)
         return self._relay("transfer", self.token.functions.transferFrom(owner, to, value), nonce)
 
+    def _earliest_block_time(self) -> int:
+        """The earliest time the relayed transaction's block can have: a second after the latest block, or now.
+        A deadline before it passes a simulation at the latest block yet reverts when mined, after the gas."""
+        return max(int(time.time()), self.chain.latest_timestamp() + 1)
+
     def _relay(self, action: str, call: ContractFunction, nonce: int) -> Relayed:
         read(call, **{"from": self.relayer.address})  # simulate: a revert is raised by name, and costs no gas
         receipt = transact(self.chain, self.relayer, call)
@@ -192,10 +197,9 @@ class GaslessRelay:
         )
 
 
-def _check_deadline(action: str, deadline: int, now: int | None) -> None:
-    moment = int(time.time()) if now is None else now
-    if deadline < moment:
-        raise SignatureExpired(action, deadline, moment)
+def _check_deadline(action: str, deadline: int, now: int) -> None:
+    if deadline < now:
+        raise SignatureExpired(action, deadline, now)
 
 
 def _verify(domain: typed_data.Domain, primary: str, message: dict[str, Any], signature: bytes, wallet: str) -> None:
