@@ -435,7 +435,7 @@ def _generate_logs(chain: Chain, logs: int, progress: Progress) -> IndexChain:
 
 
 @contextmanager
-def _database(kind: str, root: Path) -> Iterator[Engine]:
+def fresh_database(kind: str, root: Path) -> Iterator[Engine]:
     """A fresh migrated database: a SQLite file under root, or a uniquely named PostgreSQL schema dropped after."""
     if kind == "sqlite":
         engine = engine_from_url(f"sqlite:///{root / f'index-{secrets.token_hex(4)}.db'}")
@@ -469,7 +469,7 @@ def _run_indexer(generated: IndexChain, kind: str, root: Path, upto: int | None,
                  ) -> dict[str, float]:  # fmt: skip
     """One Indexer.run_once() from the deploy block into a fresh database; up to block ``upto`` (else head)."""
     chain = generated.bench.chain
-    with _database(kind, root) as engine:
+    with fresh_database(kind, root) as engine:
         confirmations = 0 if upto is None else chain.w3.eth.block_number - upto
         indexer = Indexer(chain, generated.bench.suite, session_factory(engine), confirmations=confirmations)
         profiler = cProfile.Profile() if profile is not None else None
@@ -498,7 +498,7 @@ def _run_baseline(generated: IndexChain, root: Path, sample: int) -> dict[str, f
         if count >= sample:
             break
     escrow = suite.escrow.address.lower()
-    with _database("sqlite", root) as engine, _PeakRss() as memory:
+    with fresh_database("sqlite", root) as engine, _PeakRss() as memory:
         sessions = session_factory(engine)
         started = time.perf_counter()
         entries = suite.escrow.events.Rewarded().get_logs(from_block=first, to_block=last)

@@ -20,6 +20,7 @@ from rich.table import Table
 from ledger.chain import Chain, connect, serve_devnet
 from ledger.errors import DeploymentNotFound, LedgerError
 from ledger.settings import Settings
+from ledger.settlement.batch import DEFAULT_BATCH_GAS
 from ledger.suite import Suite
 from wallet.cli import wallet_app
 
@@ -264,14 +265,15 @@ def bench_index(
 @reports_errors
 def bench_intake(
     engagements: int = typer.Option(50_000, min=1_000, help="Engagements to post (batches of 100)."),
-    clients: int = typer.Option(2, min=1, max=64, help="Concurrent clients, each waiting for its answer."),
+    clients: int = typer.Option(4, min=1, max=64, help="Concurrent clients, each waiting for its answer."),
+    rate: float = typer.Option(3_000.0, min=100, help="Engagements/s the clients offer together, on a schedule."),
 ) -> None:
     """Post engagements to the API (serve, settle --follow and index --follow as three processes on a fresh anvil)
     until every one is settled and indexed, beside one settle() transaction per engagement."""
     from scripts.bench_intake import check_intake_targets, measure_intake, print_intake_table
 
     with console.status("setting up a fresh anvil …") as status:
-        results = measure_intake(engagements, clients, progress=lambda step: status.update(step))
+        results = measure_intake(engagements, clients, rate, progress=lambda step: status.update(step))
     print_intake_table(results)
     if check_intake_targets(results):
         raise typer.Exit(code=1)
@@ -515,7 +517,9 @@ def reconcile_command(
     raise typer.Exit(code=1)
 
 
-def _batcher(connected: Chain, settings: Settings, max_wait: float) -> tuple[Any, Any]:
+def _batcher(
+    connected: Chain, settings: Settings, max_wait: float, max_batch_gas: int = DEFAULT_BATCH_GAS
+) -> tuple[Any, Any]:
     """A Batcher signing as the devnet's attester on the settings' database (migrated first), and its engine."""
     from ledger.db import create_engine_for, session_factory, upgrade
     from ledger.settlement.batcher import Batcher, BatcherOptions
@@ -523,7 +527,9 @@ def _batcher(connected: Chain, settings: Settings, max_wait: float) -> tuple[Any
     suite = Suite.load(connected, settings.deployment_file)
     engine = create_engine_for(settings)
     upgrade(engine)
-    options = BatcherOptions(max_wait_seconds=max_wait, confirmations=settings.confirmations)
+    options = BatcherOptions(
+        max_batch_gas=max_batch_gas, max_wait_seconds=max_wait, confirmations=settings.confirmations
+    )
     return Batcher(connected, suite, session_factory(engine), connected.accounts.attester, options), engine
 
 
@@ -535,6 +541,13 @@ def settle_command(
     max_wait: float = typer.Option(
         30.0, "--max-wait", min=0, help="With --follow, a batch not full by gas goes once its oldest waited this long."
     ),
+    max_batch_gas: int = typer.Option(
+        DEFAULT_BATCH_GAS,
+        "--max-batch-gas",
+        min=500_000,
+        max=DEFAULT_BATCH_GAS,
+        help="Gas a batch may use: smaller batches are mined and indexed in smaller steps.",
+    ),
     chain: str = typer.Option(None, help="eth-tester, anvil or an http(s):// JSON-RPC URL (default ADLEDGER_CHAIN)."),
 ) -> None:
     """Settle the engagement outbox: queued engagements in settle() batches, each marked settled or rejected from
@@ -543,7 +556,7 @@ def settle_command(
     settings = _settings(chain)
     _log_warnings_to(err)  # reverted, dropped, replaced and refused batches are logged as warnings
     with connect(settings) as connected:
-        batcher, engine = _batcher(connected, settings, max_wait)
+        batcher, engine = _batcher(connected, settings, max_wait, max_batch_gas)
         try:
             _once_or_follow(batcher, follow, poll)
         finally:
