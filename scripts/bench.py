@@ -609,11 +609,9 @@ def check_index_targets(results: dict[str, float]) -> list[str]:
     return misses
 
 
-def print_index_table(results: dict[str, float], out: TextIO = sys.stdout) -> None:
-    """The table, then how the figures were taken and which targets were missed."""
-    header = ("run", "Rewarded logs", "seconds", "logs/s", "peak RSS +MB", "x baseline", "target")
-    rows = [header, *index_rows(results)]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+def print_table(rows: Sequence[Sequence[str]], out: TextIO = sys.stdout) -> None:
+    """Aligned columns under a ruled header: the first column left, the figures right."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for n, row in enumerate(rows):
         cells = [
             cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))
@@ -621,6 +619,12 @@ def print_index_table(results: dict[str, float], out: TextIO = sys.stdout) -> No
         print("  ".join(cells), file=out)
         if n == 0:
             print("  ".join("-" * w for w in widths), file=out)
+
+
+def print_index_table(results: dict[str, float], out: TextIO = sys.stdout) -> None:
+    """The table, then how the figures were taken and which targets were missed."""
+    header = ("run", "Rewarded logs", "seconds", "logs/s", "peak RSS +MB", "x baseline", "target")
+    print_table([header, *index_rows(results)], out)
     print(
         f"\nChain: {int(results['generate.rewarded']):,} Rewarded logs in {int(results['generate.blocks'])} blocks "
         f"(settle batches of {INDEX_BATCH:,}, {INDEX_CONSUMERS} consumers, anvil), generated in "

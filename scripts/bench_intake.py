@@ -47,7 +47,7 @@ from ledger.model import Action, Purpose, RejectReason
 from ledger.settings import Settings
 from ledger.settlement.batch import Engagement, encode_batch
 from ledger.suite import CampaignTerms, Suite
-from scripts.bench import fresh_database
+from scripts.bench import fresh_database, print_table
 
 Progress = Callable[[str], None]
 
@@ -457,12 +457,7 @@ def check_intake_targets(results: dict[str, float]) -> list[str]:
 
 
 def print_intake_table(results: dict[str, float], out: TextIO = sys.stdout) -> None:
-    rows = [("figure", "value", "target"), *intake_rows(results)]
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    for n, row in enumerate(rows):
-        print("  ".join((row[0].ljust(widths[0]), row[1].rjust(widths[1]), row[2].rjust(widths[2]))), file=out)
-        if n == 0:
-            print("  ".join("-" * w for w in widths), file=out)
+    print_table([("figure", "value", "target"), *intake_rows(results)], out)
     store = "PostgreSQL schema" if results["intake.postgresql"] else "SQLite file"
     print(
         "\nService: `adledger serve`, `adledger settle --follow` and `adledger index --follow`, three processes on "
