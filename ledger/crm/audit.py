@@ -7,11 +7,11 @@ pages in the order an auditor checks against the chain: campaigns by id, settled
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from ledger.crm.campaigns import CampaignSummary, find_campaign, summary_of
@@ -55,20 +55,12 @@ def deliveries(
     consumer: str | None = None,
 ) -> Page[Touchpoint]:
     """The campaign's paid engagements (its Rewarded logs) by event id, optionally of one action or wallet."""
-    find_campaign(session, chain_id=chain_id, escrow=escrow, campaign_id=campaign_id)
-    query = select(Touchpoint).where(
-        Touchpoint.chain_id == chain_id,
-        Touchpoint.escrow == normalize_address(escrow),
-        Touchpoint.campaign_id == campaign_id,
-    )
+    filters = []
     if action is not None:
-        query = query.where(Touchpoint.action == action)
+        filters.append(Touchpoint.action == action)
     if consumer is not None:
-        query = query.where(Touchpoint.consumer == normalize_address(consumer))
-    if cursor is not None:
-        query = query.where(Touchpoint.event_id > _parse_cursor(cursor))
-    rows = list(session.scalars(query.order_by(Touchpoint.event_id).limit(limit + 1)))
-    return _page(rows, limit, lambda row: row.event_id)
+        filters.append(Touchpoint.consumer == normalize_address(consumer))
+    return _by_event_id(session, Touchpoint, (chain_id, escrow, campaign_id), limit, cursor, filters)
 
 
 def rejections(
@@ -82,17 +74,33 @@ def rejections(
     reason: RejectReason | None = None,
 ) -> Page[Rejection]:
     """The campaign's refused engagements (its Rejected logs, with the chain's reason) by event id."""
+    filters = [] if reason is None else [Rejection.reason == reason]
+    return _by_event_id(session, Rejection, (chain_id, escrow, campaign_id), limit, cursor, filters)
+
+
+Settled = TypeVar("Settled", Touchpoint, Rejection)
+
+
+def _by_event_id(
+    session: Session,
+    model: type[Settled],
+    campaign: tuple[int, str, int],
+    limit: int,
+    cursor: str | None,
+    filters: Sequence[ColumnElement[bool]],
+) -> Page[Settled]:
+    """One page of the campaign's ``model`` rows in event id order; CampaignNotIndexed for an unknown campaign."""
+    chain_id, escrow, campaign_id = campaign
     find_campaign(session, chain_id=chain_id, escrow=escrow, campaign_id=campaign_id)
-    query = select(Rejection).where(
-        Rejection.chain_id == chain_id,
-        Rejection.escrow == normalize_address(escrow),
-        Rejection.campaign_id == campaign_id,
+    query = select(model).where(
+        model.chain_id == chain_id,
+        model.escrow == normalize_address(escrow),
+        model.campaign_id == campaign_id,
+        *filters,
     )
-    if reason is not None:
-        query = query.where(Rejection.reason == reason)
     if cursor is not None:
-        query = query.where(Rejection.event_id > _parse_cursor(cursor))
-    rows = list(session.scalars(query.order_by(Rejection.event_id).limit(limit + 1)))
+        query = query.where(model.event_id > _parse_cursor(cursor))
+    rows = list(session.scalars(query.order_by(model.event_id).limit(limit + 1)))
     return _page(rows, limit, lambda row: row.event_id)
 
 
