@@ -54,6 +54,7 @@ def reports_errors(command: F) -> F:
 
 
 DEVNET_PORT = 8545  # where wallets and tools look for a local node first
+DEVNET_BATCH_WAIT = 2.0  # seconds the main job's batcher lets a batch fill before sending it
 
 PortOption = typer.Option(DEVNET_PORT, "--port", min=0, max=65535, help="Loopback port for anvil (0: any free).")
 
@@ -180,7 +181,8 @@ def up(
                 return
             stop = threading.Event()
             _log_warnings_to(err)
-            options = BatcherOptions(confirmations=settings.confirmations)
+            # a devnet user watches one engagement at a time: a batch goes within seconds, not when 30 s have passed
+            options = BatcherOptions(max_wait_seconds=DEVNET_BATCH_WAIT, confirmations=settings.confirmations)
             batcher = Batcher(connected, suite, session_factory(engine), connected.accounts.attester, options)
             workers = [
                 threading.Thread(target=indexer.follow, args=(1.0, stop), name="indexer", daemon=True),
