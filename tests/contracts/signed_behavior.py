@@ -106,6 +106,7 @@ class SignedActionBehavior:
 
     def test_signed_action_accepts_a_deadline_equal_to_the_block_time(self, signed_action, suite):
         action: SignedAction = signed_action
+        suite.chain.increase_time(60)  # the next block's time, a minute ahead, no longer follows the wall clock
         deadline = next_timestamp(suite.chain)
         before = action.nonce()
         action.relay(action.sign(action.owner, action.domain, deadline), deadline)
@@ -113,6 +114,7 @@ class SignedActionBehavior:
 
     def test_signed_action_reverts_after_its_deadline(self, signed_action, suite):
         action: SignedAction = signed_action
+        suite.chain.increase_time(60)  # as above: the next block's time cannot move while the test runs
         deadline = next_timestamp(suite.chain) - 1
         before = action.nonce()
         signature = action.sign(action.owner, action.domain, deadline)

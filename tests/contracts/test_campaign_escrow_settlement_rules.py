@@ -99,6 +99,7 @@ class TestActionNotOffered:
 
 class TestTimeInFuture:
     def test_an_engagement_after_the_settling_block_is_rejected(self, suite, campaigns, campaign_id, consented):
+        suite.chain.increase_time(60)  # the next block's time, a minute ahead, no longer follows the wall clock
         block_time = next_timestamp(suite.chain)
         now = campaigns.engagement(campaign_id, consented.address, Action.AD_VIEW, time=block_time)
         future = campaigns.engagement(campaign_id, consented.address, Action.AD_VIEW, time=block_time + 1)
