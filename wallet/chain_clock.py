@@ -3,8 +3,9 @@ compared with ``block.timestamp``, not with this machine's clock.
 
 On a public chain the two agree within seconds. A devnet runs ahead of the wall clock after time travel (tests do
 it; `adledger demo` moves anvil an hour past its campaign's end, and a persisted devnet stays there), so a deadline
-of "now + 1 hour" by the wall clock would already have passed on chain. The wallet therefore counts from the later of the two clocks.
-The node is optional: when none answers (a consumer with no node of their own), the wall clock is used.
+of "now + 1 hour" by the wall clock would already have passed on chain. The wallet therefore counts from the later
+of the two clocks. The node is optional: when none answers (a consumer with no node of their own), the wall clock
+is used.
 """
 
 from __future__ import annotations
