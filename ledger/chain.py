@@ -412,7 +412,8 @@ def anvil_binary(settings: Settings) -> Path:
     return settings.project_root / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback TCP port free now (the OS picks it): for anvil, and for servers tests and benchmarks start."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -427,7 +428,7 @@ class AnvilProcess:
         self.dir = settings.data_dir / "anvil"
         self.state_file = self.dir / "state.json"
         self.log_file = self.dir / "anvil.log"
-        self.port = settings.anvil_port or _free_port()
+        self.port = settings.anvil_port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.startup_timeout = startup_timeout
         self.stop_timeout = stop_timeout

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,7 +37,7 @@ from eth_utils.crypto import keccak
 from sqlalchemy import Engine, func, select
 
 from ledger.auth.api_keys import issue_api_key
-from ledger.chain import Chain, connect
+from ledger.chain import Chain, connect, free_port
 from ledger.contracts import transact
 from ledger.crm.onchain import Rejection, Touchpoint
 from ledger.db import session_factory
@@ -113,7 +112,7 @@ def measure_intake(
         Indexer(chain, suite, session_factory(engine)).run_once()  # the campaign must be indexed to take reports
         key = _api_key(engine, suite, campaign_id)
 
-        port = _free_port()
+        port = free_port()
         env = _service_env(settings, chain, port)
         logs = root / "logs"
         logs.mkdir()
@@ -221,12 +220,6 @@ def _api_key(engine: Engine, suite: Suite, campaign_id: int) -> str:
             attester=suite.chain.accounts.attester.address,
         )
         return issued.key
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _service_env(settings: Settings, chain: Chain, port: int) -> dict[str, str]:

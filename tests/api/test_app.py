@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -12,15 +11,14 @@ import pytest
 import uvicorn
 
 from api.app import create_app
+from ledger.chain import free_port
 from ledger.settings import Settings
 
 
 @pytest.fixture
 def served(settings: Settings) -> Iterator[str]:
     """The app on a free loopback port, in a thread; its base URL."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from ledger.chain import connect
+from ledger.chain import connect, free_port
 from ledger.model import CampaignStatus, RejectReason
 from ledger.settings import Settings
 from ledger.suite import Suite
@@ -73,16 +72,10 @@ def test_demo_without_a_deployment_on_a_url_chain_reports_a_clear_error(tmp_path
     assert "chain_unavailable" in result.output
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.mark.anvil
 def test_main_job_serves_the_api_with_the_indexer_and_batcher_until_ctrl_c(tmp_path: Path):
     """`make run` as a user runs it: the API answers ready on the seeded devnet, and Ctrl-C stops everything."""
-    api_port = _free_port()
+    api_port = free_port()
     env = os.environ | {"ADLEDGER_DATA_DIR": str(tmp_path)}
     command = [sys.executable, "-m", "scripts.cli", "up", "--port", "0", "--api-port", str(api_port)]
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
