@@ -1,8 +1,8 @@
 """What one consumer's wallet may see of the indexed chain: its consents, their receipts, its links and rewards.
 
 Every query is keyed by the wallet, so a caller that passes the signed-in wallet can only ever read its own
-rows. Figures come from the indexed logs (each with its tx hash and block); amounts are summed in Python,
-since SQLite cannot sum uint256 columns exactly.
+rows. Figures come from the indexed logs (each with its tx hash and block); amounts are summed exactly on both
+databases (``ledger.crm.sums``).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
 
+from ledger.crm import sums
 from ledger.crm.models import WalletLink
 from ledger.crm.onchain import Claim, Consent, ConsentEvent, IndexedBlock, Rejection, Touchpoint
 from ledger.errors import InvalidCursor
@@ -101,14 +102,13 @@ def rewards_by_campaign(session: Session, *, chain_id: int, escrow: str, wallet:
             found[campaign_id] = CampaignRewards(campaign_id)
         return found[campaign_id]
 
-    for campaign_id, amount in session.execute(
-        select(Touchpoint.campaign_id, Touchpoint.amount).where(*_mine(Touchpoint, *scope))
-    ):
+    paid = sums.count_and_sum(session, Touchpoint.amount, *_mine(Touchpoint, *scope), group_by=Touchpoint.campaign_id)
+    for campaign_id, (count, amount) in paid.items():
         rewards = of(campaign_id)
-        rewards.accrued += amount
-        rewards.paid_count += 1
-    for campaign_id, amount in session.execute(select(Claim.campaign_id, Claim.amount).where(*_mine(Claim, *scope))):
-        of(campaign_id).claimed += amount
+        rewards.accrued, rewards.paid_count = amount, count
+    claimed = sums.count_and_sum(session, Claim.amount, *_mine(Claim, *scope), group_by=Claim.campaign_id)
+    for campaign_id, (_, amount) in claimed.items():
+        of(campaign_id).claimed = amount
     for rejection in session.scalars(
         select(Rejection).where(*_mine(Rejection, *scope)).order_by(Rejection.block_number, Rejection.log_index)
     ):
