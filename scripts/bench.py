@@ -98,26 +98,7 @@ class Bench:
         return [Account.from_key(keccak(text=f"adledger bench consumer {i}")) for i in range(start, start + count)]
 
     def bulk(self, sender: LocalAccount, calls: Sequence[ContractFunction]) -> list[TxReceipt]:
-        """Pre-signed transactions from one sender, mined in bulk (anvil's stall-safe path)."""
-        nonce = self.chain.w3.eth.get_transaction_count(sender.address, "pending")
-        fee = 2 * int(self.chain.w3.eth.get_block("latest")["baseFeePerGas"]) + 10**9
-        raw = []
-        for i, call in enumerate(calls):
-            tx = {
-                "to": call.address,
-                "data": call._encode_transaction_data(),
-                "nonce": nonce + i,
-                "gas": BULK_GAS,
-                "maxFeePerGas": fee,
-                "maxPriorityFeePerGas": 10**9,
-                "chainId": self.chain.chain_id,
-            }
-            raw.append(bytes(sender.sign_transaction(tx).raw_transaction))
-        receipts = self.chain.send_raw_batch(raw)
-        failed = [r for r in receipts if r["status"] != 1]
-        if failed:
-            raise RuntimeError(f"{len(failed)} bulk transactions failed, first {failed[0]['transactionHash'].hex()}")
-        return receipts
+        return send_bulk(self.chain, sender, calls)
 
     def grant_consent(self, consumers: Sequence[LocalAccount]) -> list[TxReceipt]:
         """Every consumer consents to ADS for the brand, by signature the relayer submits (gasless)."""
@@ -192,6 +173,35 @@ class Bench:
         )
         transact(self.chain, marketer, call)
         return int(self.naive.functions.campaignCount().call())
+
+
+def sign_in_order(chain: Chain, sender: LocalAccount, calls: Sequence[ContractFunction]) -> list[bytes]:
+    """``calls`` as transactions from ``sender`` with consecutive nonces from its pending count, fixed gas and fees,
+    signed up front so sending them costs no signing time."""
+    nonce = chain.w3.eth.get_transaction_count(sender.address, "pending")
+    fee = 2 * int(chain.w3.eth.get_block("latest")["baseFeePerGas"]) + 10**9
+    raw = []
+    for i, call in enumerate(calls):
+        tx = {
+            "to": call.address,
+            "data": call._encode_transaction_data(),
+            "nonce": nonce + i,
+            "gas": BULK_GAS,
+            "maxFeePerGas": fee,
+            "maxPriorityFeePerGas": 10**9,
+            "chainId": chain.chain_id,
+        }
+        raw.append(bytes(sender.sign_transaction(tx).raw_transaction))
+    return raw
+
+
+def send_bulk(chain: Chain, sender: LocalAccount, calls: Sequence[ContractFunction]) -> list[TxReceipt]:
+    """Pre-signed transactions from one sender, mined in bulk (anvil's stall-safe path); every one must succeed."""
+    receipts = chain.send_raw_batch(sign_in_order(chain, sender, calls))
+    failed = [r for r in receipts if r["status"] != 1]
+    if failed:
+        raise RuntimeError(f"{len(failed)} bulk transactions failed, first {failed[0]['transactionHash'].hex()}")
+    return receipts
 
 
 def per_engagement(receipt: TxReceipt, count: int) -> int:

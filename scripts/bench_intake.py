@@ -46,7 +46,7 @@ from ledger.model import Action, Purpose, RejectReason
 from ledger.settings import Settings
 from ledger.settlement.batch import Engagement, encode_batch
 from ledger.suite import CampaignTerms, Suite
-from scripts.bench import fresh_database, print_table
+from scripts.bench import fresh_database, print_table, send_bulk, sign_in_order
 
 Progress = Callable[[str], None]
 
@@ -185,23 +185,16 @@ def _grant_consents(suite: Suite, consumers: Sequence[LocalAccount]) -> int:
     """Each consumer's ADS consent to the brand, signed by the consumer and sent in bulk by the relayer. Returns
     a time for the engagements: a consent covers only what happened after it was granted, and the API refuses
     times in the future, so it is the second after the last grant, once the wall clock has passed it."""
-    chain, relayer = suite.chain, suite.chain.accounts.relayer
+    chain = suite.chain
     brand = chain.accounts.marketer.address
     expires = chain.latest_timestamp() + 90 * 86_400
     deadline = chain.latest_timestamp() + 3600
-    nonce = chain.w3.eth.get_transaction_count(relayer.address, "pending")
-    fee = 2 * int(chain.w3.eth.get_block("latest")["baseFeePerGas"]) + 10**9
-    raw = []
-    for i, consumer in enumerate(consumers):
-        signature = suite.sign_grant(consumer, brand, int(Purpose.ADS), expires, deadline)
-        call = suite.registry.functions.grantBySig(consumer.address, brand, int(Purpose.ADS), expires, deadline,
-                                                   signature)  # fmt: skip
-        tx = {"to": call.address, "data": call._encode_transaction_data(), "nonce": nonce + i, "gas": 200_000,
-              "maxFeePerGas": fee, "maxPriorityFeePerGas": 10**9, "chainId": chain.chain_id}  # fmt: skip
-        raw.append(bytes(relayer.sign_transaction(tx).raw_transaction))
-    failed = [r for r in chain.send_raw_batch(raw) if r["status"] != 1]
-    if failed:
-        raise RuntimeError(f"{len(failed)} consent grants failed")
+    calls = [
+        suite.registry.functions.grantBySig(consumer.address, brand, int(Purpose.ADS), expires, deadline,
+                                            suite.sign_grant(consumer, brand, int(Purpose.ADS), expires, deadline))
+        for consumer in consumers
+    ]  # fmt: skip
+    send_bulk(chain, chain.accounts.relayer, calls)
     occurred = chain.latest_timestamp() + 1
     while time.time() < occurred + 1:
         time.sleep(0.1)
@@ -386,18 +379,16 @@ def _baseline_pipelined(suite: Suite, campaign_id: int, consumers: Sequence[Loca
     """The baseline's floor: the same one-engagement settle() transactions signed up front and sent back to back
     without waiting, then the last receipt awaited (no receipt polling between them). Event ids follow
     ``_baseline``'s."""
-    chain, attester = suite.chain, suite.chain.accounts.attester
+    chain = suite.chain
     occurred = chain.latest_timestamp()
-    nonce = chain.w3.eth.get_transaction_count(attester.address, "pending")
-    fee = 2 * int(chain.w3.eth.get_block("latest")["baseFeePerGas"]) + 10**9
-    raw = []
-    for n in range(count, 2 * count):
-        engagement = Engagement(consumers[n % len(consumers)].address, ACTIONS[n % len(ACTIONS)], n, occurred,
-                                keccak(text=f"baseline evidence {n}"))  # fmt: skip
-        call = suite.escrow.functions.settle(campaign_id, encode_batch([engagement]))
-        tx = {"to": call.address, "data": call._encode_transaction_data(), "nonce": nonce + n - count, "gas": 200_000,
-              "maxFeePerGas": fee, "maxPriorityFeePerGas": 10**9, "chainId": chain.chain_id}  # fmt: skip
-        raw.append(bytes(attester.sign_transaction(tx).raw_transaction))
+    calls = [
+        suite.escrow.functions.settle(campaign_id, encode_batch([
+            Engagement(consumers[n % len(consumers)].address, ACTIONS[n % len(ACTIONS)], n, occurred,
+                       keccak(text=f"baseline evidence {n}"))
+        ]))
+        for n in range(count, 2 * count)
+    ]  # fmt: skip
+    raw = sign_in_order(chain, chain.accounts.attester, calls)
     began = time.perf_counter()
     hashes = [chain.w3.eth.send_raw_transaction(tx) for tx in raw]
     receipt = chain.w3.eth.wait_for_transaction_receipt(hashes[-1], timeout=120, poll_latency=0.005)
