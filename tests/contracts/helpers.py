@@ -143,6 +143,13 @@ def next_timestamp(chain: Chain) -> int:
     return PendingTime(chain.w3.eth.get_block("pending")["timestamp"])
 
 
+def pinned_next_timestamp(chain: Chain) -> int:
+    """The next block's timestamp, exactly: the clock moved a minute ahead first, so eth-tester's pending block no
+    longer follows the wall clock and cannot cross a second while a test uses the time inside a transaction."""
+    chain.increase_time(60)
+    return int(chain.w3.eth.get_block("pending")["timestamp"])
+
+
 def block_time(chain: Chain, receipt: TxReceipt) -> int:
     """The timestamp of the block that mined ``receipt``."""
     return int(chain.w3.eth.get_block(receipt["blockNumber"])["timestamp"])

@@ -26,7 +26,7 @@ from ledger import typed_data
 from ledger.chain import DevAccounts
 from ledger.errors import ContractRevert
 from ledger.suite import Suite
-from tests.contracts.helpers import next_timestamp, reverts
+from tests.contracts.helpers import pinned_next_timestamp, reverts
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
@@ -106,16 +106,14 @@ class SignedActionBehavior:
 
     def test_signed_action_accepts_a_deadline_equal_to_the_block_time(self, signed_action, suite):
         action: SignedAction = signed_action
-        suite.chain.increase_time(60)  # the next block's time, a minute ahead, no longer follows the wall clock
-        deadline = next_timestamp(suite.chain)
+        deadline = pinned_next_timestamp(suite.chain)
         before = action.nonce()
         action.relay(action.sign(action.owner, action.domain, deadline), deadline)
         assert action.nonce() == before + 1
 
     def test_signed_action_reverts_after_its_deadline(self, signed_action, suite):
         action: SignedAction = signed_action
-        suite.chain.increase_time(60)  # as above: the next block's time cannot move while the test runs
-        deadline = next_timestamp(suite.chain) - 1
+        deadline = pinned_next_timestamp(suite.chain) - 1
         before = action.nonce()
         signature = action.sign(action.owner, action.domain, deadline)
         with reverts(action.expired_error, deadline=deadline):

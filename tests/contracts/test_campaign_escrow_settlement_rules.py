@@ -15,8 +15,8 @@ from tests.contracts.helpers import (
     account,
     batch_settled,
     is_settled,
-    next_timestamp,
     outcomes,
+    pinned_next_timestamp,
 )
 
 ADS, EMAIL, PROFILE = int(Purpose.ADS), int(Purpose.EMAIL), int(Purpose.PROFILE)
@@ -99,8 +99,7 @@ class TestActionNotOffered:
 
 class TestTimeInFuture:
     def test_an_engagement_after_the_settling_block_is_rejected(self, suite, campaigns, campaign_id, consented):
-        suite.chain.increase_time(60)  # the next block's time, a minute ahead, no longer follows the wall clock
-        block_time = next_timestamp(suite.chain)
+        block_time = pinned_next_timestamp(suite.chain)
         now = campaigns.engagement(campaign_id, consented.address, Action.AD_VIEW, time=block_time)
         future = campaigns.engagement(campaign_id, consented.address, Action.AD_VIEW, time=block_time + 1)
         assert outcomes(campaigns.settle(campaign_id, [now, future])) == [
