@@ -175,10 +175,18 @@ class Bench:
         return int(self.naive.functions.campaignCount().call())
 
 
-def sign_in_order(chain: Chain, sender: LocalAccount, calls: Sequence[ContractFunction]) -> list[bytes]:
-    """``calls`` as transactions from ``sender`` with consecutive nonces from its pending count, fixed gas and fees,
-    signed up front so sending them costs no signing time."""
-    nonce = chain.w3.eth.get_transaction_count(sender.address, "pending")
+def sign_in_order(
+    chain: Chain,
+    sender: LocalAccount,
+    calls: Sequence[ContractFunction],
+    *,
+    gas: int = BULK_GAS,
+    nonce: int | None = None,
+) -> list[bytes]:
+    """``calls`` as transactions from ``sender`` with consecutive nonces from ``nonce`` (default its pending count),
+    a fixed gas limit and fees, signed up front so sending them costs no signing time."""
+    if nonce is None:
+        nonce = chain.w3.eth.get_transaction_count(sender.address, "pending")
     fee = 2 * int(chain.w3.eth.get_block("latest")["baseFeePerGas"]) + 10**9
     raw = []
     for i, call in enumerate(calls):
@@ -186,7 +194,7 @@ def sign_in_order(chain: Chain, sender: LocalAccount, calls: Sequence[ContractFu
             "to": call.address,
             "data": call._encode_transaction_data(),
             "nonce": nonce + i,
-            "gas": BULK_GAS,
+            "gas": gas,
             "maxFeePerGas": fee,
             "maxPriorityFeePerGas": 10**9,
             "chainId": chain.chain_id,
@@ -382,22 +390,9 @@ class IndexChain:
 
 
 def _sign_settles(bench: Bench, campaign_id: int, batches: Sequence[list[Engagement]], nonce: int) -> list[bytes]:
-    chain, attester = bench.chain, bench.chain.accounts.attester
-    fee = 2 * int(chain.w3.eth.get_block("latest")["baseFeePerGas"]) + 10**9
     settle = bench.suite.escrow.functions.settle
-    raw = []
-    for i, batch in enumerate(batches):
-        tx = {
-            "to": bench.suite.escrow.address,
-            "data": settle(campaign_id, encode_batch(batch))._encode_transaction_data(),
-            "nonce": nonce + i,
-            "gas": INDEX_SETTLE_GAS,
-            "maxFeePerGas": fee,
-            "maxPriorityFeePerGas": 10**9,
-            "chainId": chain.chain_id,
-        }
-        raw.append(bytes(attester.sign_transaction(tx).raw_transaction))
-    return raw
+    calls = [settle(campaign_id, encode_batch(batch)) for batch in batches]
+    return sign_in_order(bench.chain, bench.chain.accounts.attester, calls, gas=INDEX_SETTLE_GAS, nonce=nonce)
 
 
 def _generate_logs(chain: Chain, logs: int, progress: Progress) -> IndexChain:
