@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -25,7 +26,7 @@ from ledger.auth import api_keys, sessions
 from ledger.auth.api_keys import AttesterCaller
 from ledger.auth.sessions import WalletCaller
 from ledger.chain import Chain
-from ledger.db import SQLITE_IMMEDIATE
+from ledger.db import writer_sessions
 from ledger.errors import ChainError, CredentialsRequired, DeploymentNotFound
 from ledger.settings import Settings
 from ledger.suite import Deployment
@@ -51,6 +52,11 @@ class Runtime:
     deployment: Deployment | None = None
     chain: Chain | None = None
 
+    @cached_property
+    def write_sessions(self) -> sessionmaker[Session] | None:
+        """``sessions`` whose transactions begin with SQLite's write lock (ledger.db.writer_sessions)."""
+        return None if self.sessions is None else writer_sessions(self.sessions)
+
 
 def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
@@ -63,16 +69,26 @@ def get_settings(request: Request) -> Settings:
 
 
 def get_session(request: Request) -> Iterator[Session]:
-    """One session per request, closed (rolled back unless committed) afterwards. A request that may write
-    begins with SQLite's write lock (BEGIN IMMEDIATE): a deferred transaction that read before another writer
-    committed could not write afterwards (ledger.settlement.outbox). PostgreSQL ignores the option."""
-    factory = get_runtime(request).sessions
+    """One session per request, closed (rolled back unless committed) afterwards. In a request that may write, the
+    transaction begins with SQLite's write lock (BEGIN IMMEDIATE): a deferred transaction that read before another
+    writer committed could not write afterwards (ledger.settlement.outbox). It begins at the route's first
+    statement, not here: every writer of the database waits for that lock, so parsing and checking a request
+    (credentials included, which read through their own short session) must not hold it. PostgreSQL ignores the
+    option."""
+    runtime = get_runtime(request)
+    factory = runtime.sessions if request.method in READ_METHODS else runtime.write_sessions
     if factory is None:
         raise RuntimeError("the app's lifespan has not run: serve it with uvicorn, or enter its lifespan in tests")
     with factory() as session:
-        if request.method not in READ_METHODS:
-            session.connection(execution_options={SQLITE_IMMEDIATE: True})
         yield session
+
+
+def _read(request: Request) -> Session:
+    """A session for a credential check, closed by the caller before the route's own transaction begins."""
+    factory = get_runtime(request).sessions
+    if factory is None:
+        raise RuntimeError("the app's lifespan has not run: serve it with uvicorn, or enter its lifespan in tests")
+    return factory()
 
 
 def get_deployment(request: Request) -> Deployment:
@@ -122,22 +138,24 @@ RateLimitsDep = Annotated[RateLimits, Depends(get_rate_limits)]
 
 
 def authenticate_attester(
-    session: SessionDep,
+    request: Request,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     api_key: Annotated[str | None, Depends(_api_key)],
 ) -> AttesterCaller:
     key = api_key or (bearer.credentials if bearer is not None else None)
     if not key:
         raise CredentialsRequired("this route needs an attester's API key")
-    return api_keys.caller_of(session, key)
+    with _read(request) as session:
+        return api_keys.caller_of(session, key)
 
 
 def authenticate_wallet(
-    session: SessionDep, bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    request: Request, bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> WalletCaller:
     if bearer is None:
         raise CredentialsRequired("this route needs a wallet's session token (sign in with POST /v1/auth/siwe)")
-    return sessions.caller_of(session, bearer.credentials)
+    with _read(request) as session:
+        return sessions.caller_of(session, bearer.credentials)
 
 
 def get_attester(

@@ -148,6 +148,15 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
+def writer_sessions(sessions: sessionmaker[Session]) -> sessionmaker[Session]:
+    """``sessions`` whose every transaction begins with SQLite's write lock (``SQLITE_IMMEDIATE``), taken at the
+    transaction's first statement rather than when the session is made: whatever runs before it does not keep the
+    database's other writers waiting."""
+    bind = sessions.kw["bind"]
+    options = {key: value for key, value in sessions.kw.items() if key != "bind"}
+    return sessionmaker(bind.execution_options(**{SQLITE_IMMEDIATE: True}), class_=sessions.class_, **options)
+
+
 def alembic_config(url: str | URL | None = None) -> Config:
     """Alembic's configuration built in code (no alembic.ini): migrations ship inside the package.
 

@@ -26,9 +26,10 @@ import re
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import IntEnum
+from functools import lru_cache
 from typing import Any, TypeVar
 
-from eth_utils.address import is_checksum_address
+from eth_utils.address import is_checksum_address, to_checksum_address
 from sqlalchemy import DateTime, Numeric, SmallInteger, String
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
@@ -61,6 +62,18 @@ def check_uint256(value: object) -> int:
     return value
 
 
+# Checksums cost a keccak each and the same addresses recur (a campaign's consumers, batch after batch): each
+# distinct address is hashed once per process, up to this many.
+_CHECKSUM_CACHE = 65_536
+_has_valid_checksum = lru_cache(maxsize=_CHECKSUM_CACHE)(is_checksum_address)
+
+
+@lru_cache(maxsize=_CHECKSUM_CACHE)
+def checksummed(address: str) -> str:
+    """The EIP-55 form of a 0x-hex address (ValueError if it is not one), computed once per distinct address."""
+    return str(to_checksum_address(address))
+
+
 def normalize_address(value: object) -> str:
     """The lowercase ``0x`` form of an address given as hex text (any case, checksum verified) or 20 bytes."""
     if isinstance(value, bytes | bytearray):
@@ -72,7 +85,7 @@ def normalize_address(value: object) -> str:
     if not _ADDRESS.fullmatch(value):
         raise ValueError(f"{value!r} is not an address (0x followed by 40 hex digits)")
     digits = value[2:]
-    if digits != digits.lower() and digits != digits.upper() and not is_checksum_address(value):
+    if digits != digits.lower() and digits != digits.upper() and not _has_valid_checksum(value):
         raise ValueError(f"{value!r} has mixed case but an invalid EIP-55 checksum")
     return value.lower()
 

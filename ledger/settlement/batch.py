@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from eth_utils.address import to_checksum_address
 
 from ledger.model import Action
+from ledger.types import checksummed
 
 GROUP_HEADER_BYTES = 21
 ENGAGEMENT_BYTES = 44
@@ -67,7 +68,7 @@ def group_by_consumer(engagements: Iterable[Engagement]) -> dict[str, list[Engag
     """
     groups: dict[str, list[Engagement]] = {}
     for engagement in engagements:
-        groups.setdefault(to_checksum_address(engagement.consumer), []).append(engagement)
+        groups.setdefault(checksummed(engagement.consumer), []).append(engagement)
     return groups
 
 
@@ -144,7 +145,7 @@ def _split(engagements: Sequence[Engagement], gas_limit: int) -> Iterator[list[E
     words: set[int] = set()
     gas = GAS_PER_BATCH
     for engagement in engagements:
-        consumer = to_checksum_address(engagement.consumer)
+        consumer = checksummed(engagement.consumer)
         added = GAS_PER_ENGAGEMENT
         if per_consumer.get(consumer, 0) % MAX_GROUP == 0:
             added += GAS_PER_NEW_GROUP

@@ -40,7 +40,6 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from eth_account.signers.local import LocalAccount
-from eth_utils.address import to_checksum_address
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from web3 import HTTPProvider
@@ -65,12 +64,13 @@ from ledger.settlement.batch import (
     plan_batches,
 )
 from ledger.settlement.fees import Fees, GasPolicy
-from ledger.settlement.outbox import next_queued
+from ledger.settlement.outbox import QueuedEngagement, next_queued
 from ledger.settlement.outbox_models import BatchStatus, EngagementStatus, OutboxEngagement, SettlementBatch
 from ledger.settlement.precheck import CampaignRules, CampaignView, ConsentVerdict, Hold, consent_verdict, select_ready
 from ledger.settlement.receipts import SettleTransactions
 from ledger.settlement.report import Broadcast, RevertedBatch, SettleReport
 from ledger.suite import Deployment, Suite
+from ledger.types import checksummed
 
 __all__ = [
     "Batcher",
@@ -275,14 +275,14 @@ class Batcher:
         report.held.update(held)  # the last read's: earlier reads of a long queue saw the same held rows
         return nonce
 
-    def _plan(self, ready: list[OutboxEngagement]) -> list[list[OutboxEngagement]]:
+    def _plan(self, ready: list[QueuedEngagement]) -> list[list[QueuedEngagement]]:
         if not ready:
             return []
         by_event = {row.event_id: row for row in ready}
         planned = plan_batches([row.engagement() for row in ready], self.options.max_batch_gas)
         return [[by_event[engagement.event_id] for engagement in batch] for batch in planned]
 
-    def _due(self, batch: list[OutboxEngagement]) -> bool:
+    def _due(self, batch: list[QueuedEngagement]) -> bool:
         """Full by gas (no room for even the cheapest engagement: one more of a consumer already in it), or its oldest
         engagement has waited ``max_wait_seconds`` since intake."""
         if estimate_gas([row.engagement() for row in batch]) + GAS_PER_ENGAGEMENT > self.options.max_batch_gas:
@@ -291,7 +291,7 @@ class Batcher:
         return self.clock() - oldest >= self.options.max_wait_seconds
 
     def _send(
-        self, campaign_id: int, rows: list[OutboxEngagement], nonce: int, fees: Fees, head: int, report: SettleReport
+        self, campaign_id: int, rows: list[QueuedEngagement], nonce: int, fees: Fees, head: int, report: SettleReport
     ) -> bool:
         """Signs, records (one commit) and broadcasts one batch; False when its rows were taken meanwhile."""
         engagements = [row.engagement() for row in rows]
@@ -347,7 +347,7 @@ class Batcher:
             OutboxEngagement.attester == self.me,
         )
 
-    def _queued(self, campaign_id: int, until: int) -> list[OutboxEngagement]:
+    def _queued(self, campaign_id: int, until: int) -> list[QueuedEngagement]:
         with self.sessions() as session:
             return next_queued(
                 session,
@@ -425,11 +425,11 @@ class Batcher:
         """Each consumer's packed consent record for ``brand`` at ``block``: one storage read each, read in
         JSON-RPC batches where the node speaks HTTP."""
         registry = self.suite.registry
-        brand = to_checksum_address(brand)
+        brand = checksummed(brand)
         provider = self.chain.w3.provider
         if not isinstance(provider, HTTPProvider):
             return {
-                consumer: int(registry.functions.consentRecord(to_checksum_address(consumer), brand).call(None, block))
+                consumer: int(registry.functions.consentRecord(checksummed(consumer), brand).call(None, block))
                 for consumer in consumers
             }
         records: dict[str, int] = {}
@@ -441,7 +441,7 @@ class Batcher:
                     [
                         {
                             "to": registry.address,
-                            "data": registry.encode_abi("consentRecord", [to_checksum_address(c), brand]),
+                            "data": registry.encode_abi("consentRecord", [checksummed(c), brand]),
                         },
                         hex(block),
                     ],

@@ -46,7 +46,7 @@ from ledger.db import (
 )
 from ledger.errors import CampaignNotIndexed, CampaignNotOpen, EventIdsExhausted, TooManyEngagements
 from ledger.model import Action, CampaignStatus
-from ledger.settlement.batch import MAX_EVENT_ID, MAX_TIME
+from ledger.settlement.batch import MAX_EVENT_ID, MAX_TIME, Engagement
 from ledger.settlement.outbox_models import (
     ATTESTER_REF_MAX,
     MAX_CAMPAIGN_ID,
@@ -67,6 +67,7 @@ __all__ = [
     "IntakeResult",
     "accept_engagements",
     "engagement_state",
+    "QueuedEngagement",
     "next_queued",
 ]
 
@@ -177,17 +178,19 @@ def accept_engagements(
     escrow, attester = normalize_address(escrow), normalize_address(attester)
     if attester == _ZERO_ADDRESS:
         raise ValueError("the attester cannot be the zero address")
+    checked = [_validate(item, now) for item in items]  # before the write lock: every writer waits for it
     if not session.in_transaction():
         session.connection(execution_options={SQLITE_IMMEDIATE: True})  # lookups and inserts under one write lock
     campaign = _open_campaign(session, chain_id, escrow, campaign_id)
     results: list[IntakeResult | None] = [None] * len(items)
     valid: list[tuple[int, _Valid]] = []
-    for index, item in enumerate(items):
-        checked = _validate(item, campaign, now)
-        if isinstance(checked, _Valid):
-            valid.append((index, checked))
+    for index, item in enumerate(checked):
+        if isinstance(item, _Valid):
+            item = _within_campaign(item, campaign)
+        if isinstance(item, _Valid):
+            valid.append((index, item))
         else:
-            results[index] = checked
+            results[index] = item
     if valid:
         next_id = _lock_counter(session, campaign)
         accepted_at = datetime.fromtimestamp(now, UTC)
@@ -210,6 +213,30 @@ def accept_engagements(
     return [result for result in results if result is not None]
 
 
+@dataclass(frozen=True, slots=True)
+class QueuedEngagement:
+    """A queued outbox row as the batcher uses it, as plain values: it reads the queue every cycle, and loading
+    ORM objects cost more than the rest of its pre-checks."""
+
+    id: int
+    consumer: str
+    action: Action
+    event_id: int
+    occurred_at: int
+    evidence_hash: str
+    accepted_at: datetime
+
+    def engagement(self) -> Engagement:
+        """The row as ``ledger.settlement.batch`` packs it into settle()."""
+        return Engagement(
+            consumer=self.consumer,
+            action=self.action,
+            event_id=self.event_id,
+            time=self.occurred_at,
+            evidence=bytes.fromhex(self.evidence_hash[2:]),
+        )
+
+
 def next_queued(
     session: Session,
     *,
@@ -219,7 +246,7 @@ def next_queued(
     limit: int,
     attester: str | None = None,
     until: int | None = None,
-) -> list[OutboxEngagement]:
+) -> list[QueuedEngagement]:
     """The campaign's oldest queued engagements (first accepted, first out), at most ``limit``, in settle() order:
     by consumer, then time, then event id, as the escrow wants each consumer's engagements in time order (a
     daily-capped action from a day before the consumer's latest is StaleDay). ``attester`` keeps only its
@@ -227,7 +254,7 @@ def next_queued(
     engagements stamped later, which the escrow would reject as TimeInFuture."""
     if limit < 1:
         raise ValueError(f"limit must be at least 1, not {limit}")
-    query = select(OutboxEngagement).where(
+    query = select(*(getattr(OutboxEngagement, name) for name in QueuedEngagement.__slots__)).where(
         OutboxEngagement.status == EngagementStatus.QUEUED,
         OutboxEngagement.chain_id == chain_id,
         OutboxEngagement.escrow == normalize_address(escrow),
@@ -237,7 +264,7 @@ def next_queued(
         query = query.where(OutboxEngagement.attester == normalize_address(attester))
     if until is not None:
         query = query.where(OutboxEngagement.occurred_at <= until)
-    rows = session.scalars(query.order_by(OutboxEngagement.id).limit(limit)).all()
+    rows = [QueuedEngagement(*row) for row in session.execute(query.order_by(OutboxEngagement.id).limit(limit))]
     return sorted(rows, key=lambda row: (row.consumer, row.occurred_at, row.event_id))
 
 
@@ -260,8 +287,9 @@ def _open_campaign(session: Session, chain_id: int, escrow: str, campaign_id: in
     return _Campaign(chain_id, escrow, campaign_id, starts_at, ends_at)
 
 
-def _validate(item: EngagementIn, campaign: _Campaign, now: int) -> _Valid | IntakeResult:
-    """The engagement in canonical form, or the invalid result naming its first problem."""
+def _validate(item: EngagementIn, now: int) -> _Valid | IntakeResult:
+    """The engagement in canonical form, or the invalid result naming its first problem; the campaign's dates are
+    checked next, by ``_within_campaign``."""
     ref = item.attester_ref
 
     def invalid(code: IntakeProblem, message: str) -> IntakeResult:
@@ -293,20 +321,23 @@ def _validate(item: EngagementIn, campaign: _Campaign, now: int) -> _Valid | Int
             IntakeProblem.TIME_IN_FUTURE,
             f"occurred_at {when} is {when - now} s in the future (at most {CLOCK_SKEW_SECONDS} s of clock skew)",
         )
-    if when < campaign.starts_at:
-        return invalid(
-            IntakeProblem.BEFORE_CAMPAIGN_START,
-            f"occurred_at {when} is before the campaign starts ({campaign.starts_at})",
-        )
-    if when > campaign.ends_at:
-        return invalid(
-            IntakeProblem.AFTER_CAMPAIGN_END, f"occurred_at {when} is after the campaign ends ({campaign.ends_at})"
-        )
     try:
         evidence = normalize_bytes32(item.evidence_hash)
     except ValueError as exc:
         return invalid(IntakeProblem.INVALID_EVIDENCE_HASH, f"evidence_hash: {exc}")
     return _Valid(ref, consumer, action, when, evidence)
+
+
+def _within_campaign(item: _Valid, campaign: _Campaign) -> _Valid | IntakeResult:
+    """``item``, or the invalid result when it happened outside the campaign's dates."""
+    when = item.occurred_at
+    if when < campaign.starts_at:
+        message = f"occurred_at {when} is before the campaign starts ({campaign.starts_at})"
+        return IntakeResult(IntakeOutcome.INVALID, item.ref, code=IntakeProblem.BEFORE_CAMPAIGN_START, message=message)
+    if when > campaign.ends_at:
+        message = f"occurred_at {when} is after the campaign ends ({campaign.ends_at})"
+        return IntakeResult(IntakeOutcome.INVALID, item.ref, code=IntakeProblem.AFTER_CAMPAIGN_END, message=message)
+    return item
 
 
 def _lock_counter(session: Session, campaign: _Campaign) -> int:

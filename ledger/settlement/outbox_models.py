@@ -22,7 +22,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from ledger.crm.base import Base, BigId
 from ledger.model import Action, RejectReason
-from ledger.settlement.batch import Engagement
 from ledger.types import Address, Bytes32, IntEnumType, Uint256, UTCDateTime, utcnow
 
 ATTESTER_REF_MAX = 128  # outbox_engagements.attester_ref is VARCHAR(128)
@@ -130,16 +129,6 @@ class OutboxEngagement(Base):
     reject_reason: Mapped[RejectReason | None] = mapped_column(IntEnumType(RejectReason))
     accepted_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
-
-    def engagement(self) -> Engagement:
-        """The row as ``ledger.settlement.batch`` packs it into settle()."""
-        return Engagement(
-            consumer=self.consumer,
-            action=self.action,
-            event_id=self.event_id,
-            time=self.occurred_at,
-            evidence=bytes.fromhex(self.evidence_hash[2:]),
-        )
 
 
 class OutboxCounter(Base):

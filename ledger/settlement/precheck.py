@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum, StrEnum
 
-from ledger.settlement.outbox_models import OutboxEngagement
+from ledger.settlement.outbox import QueuedEngagement
 
 # IConsentRegistry's packed record: purposes (8 bits), expiry (40 bits) at 8, a 32-bit grant time per purpose at 64
 _EXPIRY_MASK, _GRANT_MASK = (1 << 40) - 1, (1 << 32) - 1
@@ -72,19 +72,19 @@ def consent_verdict(record: int, required: int, occurred_at: int, now: int, grac
 
 
 def select_ready(
-    rows: Sequence[OutboxEngagement],
+    rows: Sequence[QueuedEngagement],
     rules: CampaignRules,
     budget: int,
     consents: Mapping[str, int],
     now: int,
     grace: int,
-) -> tuple[list[OutboxEngagement], Counter[str]]:
+) -> tuple[list[QueuedEngagement], Counter[str]]:
     """The rows to send now, in the given (consumer, time) order, and how many are held by reason.
 
     ``budget`` is what the campaign can still pay after our unmined batches; every engagement that may be paid
     reserves its reward (a cap may still reject it: conservative), so nothing sent is BudgetExhausted.
     """
-    ready: list[OutboxEngagement] = []
+    ready: list[QueuedEngagement] = []
     held: Counter[str] = Counter()
     blocked: dict[str, Hold] = {}  # consumer -> why an earlier engagement of theirs is held
     for row in rows:

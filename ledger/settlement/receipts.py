@@ -31,17 +31,19 @@ from eth_utils.address import to_checksum_address
 from hexbytes import HexBytes
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
+from web3 import HTTPProvider
 from web3.exceptions import TransactionNotFound, Web3RPCError
-from web3.types import TxParams, TxReceipt
+from web3.types import TxParams
 
 from ledger.chain import DEVNET_TIP, Chain, revert_data
 from ledger.contracts import decode_revert
 from ledger.db import SQLITE_IMMEDIATE
 from ledger.errors import LedgerError, UnknownRevert
+from ledger.indexer.rpc import RpcClient
 from ledger.model import RejectReason
 from ledger.settlement.fees import Fees, GasPolicy, replacement_fees
 from ledger.settlement.outbox_models import BatchStatus, EngagementStatus, OutboxEngagement, SettlementBatch
-from ledger.settlement.report import Broadcast, Outcome, RevertedBatch, SettleReport, outcomes
+from ledger.settlement.report import Broadcast, Mined, Outcome, RevertedBatch, SettleReport, outcomes
 
 _log = logging.getLogger(__name__)
 
@@ -82,6 +84,7 @@ class SettleTransactions:
         self.confirmations = confirmations
         self.stuck_after_blocks, self.stuck_after_seconds = stuck_after_blocks, stuck_after_seconds
         self.clock = clock
+        self._rpc = RpcClient(chain)
         self._first_seen: dict[str, int] = {}  # tx hash -> head when this process first sent or saw it pending
 
     # -- fees and signing -----------------------------------------------------------------------------------
@@ -298,9 +301,14 @@ class SettleTransactions:
         )
         return replacement.id
 
-    def receipt(self, tx_hash: str) -> TxReceipt | None:
+    def receipt(self, tx_hash: str) -> Mined | None:
+        """The transaction's receipt, or None while it is not mined. Over HTTP it is read raw (``RpcClient``): web3's
+        formatters cost more than the node's answer on a receipt of hundreds of logs, and nothing here needs them."""
+        if isinstance(self.chain.w3.provider, HTTPProvider):
+            found = self._rpc.result("eth_getTransactionReceipt", [tx_hash])
+            return None if found is None else Mined.of(found)
         try:
-            return self.chain.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
+            return Mined.of(self.chain.w3.eth.get_transaction_receipt(HexBytes(tx_hash)))
         except TransactionNotFound:
             return None
 
@@ -311,8 +319,8 @@ class SettleTransactions:
             return False
         return True
 
-    def confirmed(self, receipt: TxReceipt, head: int) -> bool:
-        return int(receipt["blockNumber"]) <= head - self.confirmations
+    def confirmed(self, receipt: Mined, head: int) -> bool:
+        return receipt.block_number <= head - self.confirmations
 
     def wait(self, batch_ids: Sequence[int], timeout: float, report: SettleReport) -> None:
         """Polls the receipts of the batches just sent until each is marked or ``timeout`` seconds pass; what is
@@ -362,15 +370,16 @@ class SettleTransactions:
     # -- marking --------------------------------------------------------------------------------------------
 
     def settle_from(
-        self, receipt: TxReceipt, mined: SettlementBatch, attempts: Sequence[SettlementBatch], report: SettleReport
+        self, receipt: Mined, mined: SettlementBatch, attempts: Sequence[SettlementBatch], report: SettleReport
     ) -> None:
         """Marks the rows of every attempt of this nonce from the mined one's receipt: settled or rejected one by
         one (status 1), or all back in the queue (status 0, the decoded revert logged and reported); the mined
         attempt becomes mined or reverted, the others dropped. One commit."""
         now = _now(self.clock)
         ids = [attempt.id for attempt in attempts]
-        block, gas_used = int(receipt["blockNumber"]), int(receipt["gasUsed"])
-        error: LedgerError | None = None if receipt["status"] == 1 else self.revert_reason(receipt, mined)
+        block, gas_used = receipt.block_number, receipt.gas_used
+        error: LedgerError | None = None if receipt.status == 1 else self.revert_reason(receipt, mined)
+        found = outcomes(receipt, self.escrow) if error is None else {}  # decoded before the write lock is taken
         with self._write() as session:
             rows = session.execute(
                 select(OutboxEngagement.id, OutboxEngagement.campaign_id, OutboxEngagement.event_id).where(
@@ -378,7 +387,7 @@ class SettleTransactions:
                 )
             ).all()
             if error is None:
-                self._mark_outcomes(session, rows, outcomes(receipt, self.escrow), mined, block, now, report)
+                self._mark_outcomes(session, rows, found, mined, block, now, report)
                 report.gas_used += gas_used
                 report.gas_engagements += len(rows)
             else:
@@ -411,37 +420,41 @@ class SettleTransactions:
         now: datetime,
         report: SettleReport,
     ) -> None:
-        updates: list[dict[str, Any]] = []
+        # rows sharing an outcome (the same action's reward, the same reason) are marked by one UPDATE ... IN:
+        # a batch holds a handful of distinct outcomes, and a statement per row cost more than the rest of a cycle
+        same_outcome: dict[Outcome, list[int]] = {}
         missing: list[int] = []
         for row_id, campaign_id, event_id in rows:
             outcome = found.get((campaign_id, event_id))
             if outcome is None:
                 missing.append(event_id)
                 continue
-            values: dict[str, Any] = {
-                "id": row_id,
-                "batch_id": mined.id,
-                "tx_hash": mined.tx_hash,
-                "block_number": block,
-                "updated_at": now,
-            }
+            same_outcome.setdefault(outcome, []).append(row_id)
             if outcome.reason is None:
-                updates.append(
-                    values | {"status": EngagementStatus.SETTLED, "amount": outcome.amount, "reject_reason": None}
-                )
                 report.settled += 1
-            else:
-                updates.append(
-                    values | {"status": EngagementStatus.REJECTED, "amount": None, "reject_reason": outcome.reason}
+                continue
+            report.rejected += 1
+            report.reasons[outcome.reason.name.lower()] += 1
+            if outcome.reason is RejectReason.DUPLICATE_EVENT:
+                _log.warning(
+                    "settle: event %d of campaign %d was settled before (DuplicateEvent)", event_id, campaign_id
                 )
-                report.rejected += 1
-                report.reasons[outcome.reason.name.lower()] += 1
-                if outcome.reason is RejectReason.DUPLICATE_EVENT:
-                    _log.warning(
-                        "settle: event %d of campaign %d was settled before (DuplicateEvent)", event_id, campaign_id
-                    )
-        if updates:
-            session.execute(update(OutboxEngagement), updates)
+        for outcome, row_ids in same_outcome.items():
+            status = EngagementStatus.SETTLED if outcome.reason is None else EngagementStatus.REJECTED
+            session.execute(
+                update(OutboxEngagement)
+                .where(OutboxEngagement.id.in_(row_ids))
+                .values(
+                    status=status,
+                    amount=outcome.amount,
+                    reject_reason=outcome.reason,
+                    batch_id=mined.id,
+                    tx_hash=mined.tx_hash,
+                    block_number=block,
+                    updated_at=now,
+                )
+                .execution_options(synchronize_session=False)
+            )
         if missing:  # every engagement of a mined batch has a log: this is a decoding bug, not a chain state
             _log.error("settle: no Rewarded/Rejected log for events %s of batch %d; left sent", missing, mined.id)
 
@@ -475,7 +488,7 @@ class SettleTransactions:
             .execution_options(synchronize_session=False)
         )
 
-    def revert_reason(self, receipt: TxReceipt, batch: SettlementBatch) -> LedgerError:
+    def revert_reason(self, receipt: Mined, batch: SettlementBatch) -> LedgerError:
         """Why a mined transaction reverted: its call replayed on the state after its block (where a transaction
         ahead of it in the block, such as the attester's removal, has taken effect), then before it."""
         tx = TypedTransaction.from_bytes(HexBytes(batch.raw_tx or "")).as_dict()
@@ -484,7 +497,7 @@ class SettleTransactions:
             {"from": self.account.address, "to": to_checksum_address(self.escrow), "data": _hex(tx["data"])},
         )
         call["gas"] = int(tx["gas"])
-        block = int(receipt["blockNumber"])
+        block = receipt.block_number
         for at in (block, max(block - 1, 0)):
             try:
                 self.chain.w3.eth.call(call, at)
@@ -492,4 +505,4 @@ class SettleTransactions:
                 data = revert_data(exc)
                 if data is not None:
                     return decode_revert(data)
-        return UnknownRevert(b"", reason=f"reverted using {receipt['gasUsed']} gas; the replay did not reproduce it")
+        return UnknownRevert(b"", reason=f"reverted using {receipt.gas_used} gas; the replay did not reproduce it")

@@ -4,11 +4,10 @@ counters of a cycle (``SettleReport``)."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, cast
-
-from web3.types import TxReceipt
 
 from ledger.errors import LedgerError
 from ledger.indexer.decode import decode_log
@@ -78,11 +77,11 @@ class Outcome:
     reason: RejectReason | None
 
 
-def outcomes(receipt: TxReceipt, escrow: str) -> dict[tuple[int, int], Outcome]:
+def outcomes(receipt: Mined, escrow: str) -> dict[tuple[int, int], Outcome]:
     """(campaign id, event id) -> outcome, from the receipt's Rewarded and Rejected logs of ``escrow``."""
     contracts = {escrow.lower(): "CampaignEscrow"}
     found: dict[tuple[int, int], Outcome] = {}
-    for raw in receipt["logs"]:
+    for raw in receipt.logs:
         log = decode_log(cast(dict[str, Any], raw), contracts)
         if log is None:
             continue
@@ -93,3 +92,28 @@ def outcomes(receipt: TxReceipt, escrow: str) -> dict[tuple[int, int], Outcome]:
             key = (int(log.fields["campaignId"]), int(log.fields["eventId"]))
             found[key] = Outcome(None, RejectReason(int(log.fields["reason"])))
     return found
+
+
+@dataclass(frozen=True)
+class Mined:
+    """What the batcher reads of a settle() transaction's receipt; its logs as the node sent them (JSON-RPC hex
+    or web3's values: ``ledger.indexer.decode`` reads both)."""
+
+    status: int
+    block_number: int
+    gas_used: int
+    logs: Sequence[Mapping[str, Any]]
+
+    @classmethod
+    def of(cls, receipt: Mapping[str, Any]) -> Mined:
+        """From a receipt as web3 returns it (ints) or as JSON-RPC sends it (0x-hex quantities)."""
+
+        def quantity(value: Any) -> int:
+            return int(value, 16) if isinstance(value, str) else int(value)
+
+        return cls(
+            quantity(receipt["status"]),
+            quantity(receipt["blockNumber"]),
+            quantity(receipt["gasUsed"]),
+            list(receipt["logs"]),
+        )

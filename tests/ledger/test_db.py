@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -27,6 +28,7 @@ from ledger.db import (
     insert_ignoring_duplicates,
     session_factory,
     upgrade,
+    writer_sessions,
 )
 from ledger.errors import ConfigurationError
 from ledger.settings import Settings
@@ -148,6 +150,32 @@ class TestSqliteWriterQueue:
         writer = first.connect().execution_options(**{SQLITE_IMMEDIATE: True})
         with writer, writer.begin(), second.connect() as reader:  # a read while the write lock is held
             assert reader.scalar(select(func.count()).select_from(Touchpoint)) == 0
+
+
+class TestWriterSessions:
+    """Sessions of ``writer_sessions`` take SQLite's write lock at their transaction's first statement: until
+    then (a request being parsed, its credentials checked) other writers go on."""
+
+    def test_the_write_lock_is_taken_at_the_first_statement_not_before(self, tmp_path: Path):
+        path = tmp_path / "writers.db"
+        engine = engine_from_url(f"sqlite:///{path}")
+        upgrade(engine)
+        other = sqlite3.connect(path, timeout=0, isolation_level=None)  # another process's writer, say
+        try:
+            with writer_sessions(session_factory(engine))() as session:
+                other.execute("BEGIN IMMEDIATE")  # the session exists, but holds nothing yet
+                other.execute("ROLLBACK")
+                assert session.scalar(select(func.count()).select_from(Touchpoint)) == 0  # BEGIN IMMEDIATE here
+                with pytest.raises(sqlite3.OperationalError, match="locked"):
+                    other.execute("BEGIN IMMEDIATE")
+            other.execute("BEGIN IMMEDIATE")  # the session's end released it
+            other.execute("ROLLBACK")
+        finally:
+            other.close()
+
+    def test_the_sessions_keep_the_factorys_settings(self, tmp_path: Path):
+        factory = session_factory(engine_from_url(f"sqlite:///{tmp_path / 'writers.db'}"))
+        assert writer_sessions(factory).kw["expire_on_commit"] is False
 
 
 class TestUpgrade:

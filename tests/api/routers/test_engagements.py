@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from typing import Any, get_args
 
 import httpx
@@ -188,6 +190,27 @@ class TestPostEngagements:
     async def test_an_api_key_is_required(self, client: httpx.AsyncClient, headers: dict[str, str], code: str):
         response = await client.post("/v1/engagements", json={"campaign_id": 1, "engagements": []}, headers=headers)
         assert_problem(response, 401, code)
+
+    async def test_a_request_refused_for_its_key_or_its_shape_never_waits_for_the_write_lock(
+        self, client: httpx.AsyncClient, key: str, database: Database
+    ):
+        """Credentials and the body are checked before the route's transaction takes SQLite's write lock, which
+        every writer of the database waits for (here another process holds it, past the 15 s busy timeout)."""
+        if database.kind != "sqlite":
+            pytest.skip("SQLite's single write lock")
+        holder = sqlite3.connect(str(database.engine.url.database), isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            began = time.perf_counter()
+            unknown = await client.post("/v1/engagements", json={"campaign_id": 1, "engagements": []},
+                                        headers=bearer("adl_" + "A" * 43))  # fmt: skip
+            assert_problem(unknown, 401, "invalid_api_key")
+            shapeless = await client.post("/v1/engagements", json={"campaign_id": "1"}, headers=bearer(key))
+            assert_problem(shapeless, 422, "invalid_request")
+            assert time.perf_counter() - began < 5
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
 
 
 class TestGetEngagement:

@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,14 @@ from ledger.settlement.batcher import (
     select_ready,
 )
 from ledger.settlement.fees import Fees, bump, replacement_fees
-from ledger.settlement.outbox import EngagementIn, IntakeOutcome, IntakeResult, accept_engagements, engagement_state
+from ledger.settlement.outbox import (
+    EngagementIn,
+    IntakeOutcome,
+    IntakeResult,
+    QueuedEngagement,
+    accept_engagements,
+    engagement_state,
+)
 from ledger.settlement.outbox_models import BatchStatus, EngagementStatus, OutboxEngagement, SettlementBatch
 from ledger.suite import Suite
 from tests.contracts.helpers import DAY, MARKETER_FUNDS, REWARDS, TOKEN, CampaignFactory
@@ -283,8 +291,16 @@ class TestSelectReady:
     )
     GRANTED = _record(0x3F, NOW + DAY, dict.fromkeys(range(6), NOW - DAY))
 
-    def row(self, event_id: int, consumer: int, action: Action, at: int = NOW - 10) -> OutboxEngagement:
-        return OutboxEngagement(event_id=event_id, consumer=f"0x{consumer:040x}", action=action, occurred_at=at)
+    def row(self, event_id: int, consumer: int, action: Action, at: int = NOW - 10) -> QueuedEngagement:
+        return QueuedEngagement(
+            id=event_id,
+            consumer=f"0x{consumer:040x}",
+            action=action,
+            event_id=event_id,
+            occurred_at=at,
+            evidence_hash="0x" + "00" * 32,
+            accepted_at=datetime.fromtimestamp(at, UTC),
+        )
 
     def test_a_budget_too_small_holds_that_consumers_later_engagements_too(self):
         rows = [
