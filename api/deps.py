@@ -75,20 +75,17 @@ def get_session(request: Request) -> Iterator[Session]:
     statement, not here: every writer of the database waits for that lock, so parsing and checking a request
     (credentials included, which read through their own short session) must not hold it. PostgreSQL ignores the
     option."""
-    runtime = get_runtime(request)
-    factory = runtime.sessions if request.method in READ_METHODS else runtime.write_sessions
-    if factory is None:
-        raise RuntimeError("the app's lifespan has not run: serve it with uvicorn, or enter its lifespan in tests")
-    with factory() as session:
+    with _sessions(request, write=request.method not in READ_METHODS)() as session:
         yield session
 
 
-def _read(request: Request) -> Session:
-    """A session for a credential check, closed by the caller before the route's own transaction begins."""
-    factory = get_runtime(request).sessions
+def _sessions(request: Request, *, write: bool = False) -> sessionmaker[Session]:
+    """The app's sessions (``write``: those that begin with the write lock)."""
+    runtime = get_runtime(request)
+    factory = runtime.write_sessions if write else runtime.sessions
     if factory is None:
         raise RuntimeError("the app's lifespan has not run: serve it with uvicorn, or enter its lifespan in tests")
-    return factory()
+    return factory
 
 
 def get_deployment(request: Request) -> Deployment:
@@ -145,7 +142,7 @@ def authenticate_attester(
     key = api_key or (bearer.credentials if bearer is not None else None)
     if not key:
         raise CredentialsRequired("this route needs an attester's API key")
-    with _read(request) as session:
+    with _sessions(request)() as session:  # closed before the route's own transaction begins
         return api_keys.caller_of(session, key)
 
 
@@ -154,7 +151,7 @@ def authenticate_wallet(
 ) -> WalletCaller:
     if bearer is None:
         raise CredentialsRequired("this route needs a wallet's session token (sign in with POST /v1/auth/siwe)")
-    with _read(request) as session:
+    with _sessions(request)() as session:  # closed before the route's own transaction begins
         return sessions.caller_of(session, bearer.credentials)
 
 
