@@ -29,7 +29,7 @@ becomes a replay and the ids stay dense.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -254,7 +254,7 @@ def next_queued(
     engagements stamped later, which the escrow would reject as TimeInFuture."""
     if limit < 1:
         raise ValueError(f"limit must be at least 1, not {limit}")
-    query = select(*(getattr(OutboxEngagement, name) for name in QueuedEngagement.__slots__)).where(
+    query = select(*(getattr(OutboxEngagement, field.name) for field in fields(QueuedEngagement))).where(
         OutboxEngagement.status == EngagementStatus.QUEUED,
         OutboxEngagement.chain_id == chain_id,
         OutboxEngagement.escrow == normalize_address(escrow),
