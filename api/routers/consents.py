@@ -70,9 +70,8 @@ def get_nonce(wallet: Wallet, relay: Relay) -> NoncesOut:
 
 
 @router.post("/grant", status_code=202, responses=responses(*RELAY_PROBLEMS, "invalid_expiry", "invalid_brand"))
-def post_grant(body: GrantIn, wallet: Wallet, session: SessionDep, relay: Relay) -> RelayedOut:
+def post_grant(body: GrantIn, wallet: Wallet, relay: Relay) -> RelayedOut:
     """Relays the wallet's signed Grant (grantBySig); the consent shows in GET /v1/consents once indexed."""
-    session.commit()  # the principal is resolved: the chain call need not hold the database's write lock
     relayed = relay.grant(
         wallet.address, body.brand, mask_of(body.purposes), body.expires_at, body.deadline, _bytes(body.signature)
     )
@@ -80,9 +79,8 @@ def post_grant(body: GrantIn, wallet: Wallet, session: SessionDep, relay: Relay)
 
 
 @router.post("/revoke", status_code=202, responses=responses(*RELAY_PROBLEMS, "invalid_purposes"))
-def post_revoke(body: RevokeIn, wallet: Wallet, session: SessionDep, relay: Relay) -> RelayedOut:
+def post_revoke(body: RevokeIn, wallet: Wallet, relay: Relay) -> RelayedOut:
     """Relays the wallet's signed Revoke (revokeBySig), effective in the block that mines it."""
-    session.commit()
     relayed = relay.revoke(wallet.address, body.brand, mask_of(body.purposes), body.deadline, _bytes(body.signature))
     return RelayedOut.of(relayed)
 

@@ -74,8 +74,7 @@ def get_reward_history(
     status_code=202,
     responses=responses(*RELAY_PROBLEMS, "nothing_to_claim", "unknown_campaign", "invalid_recipient"),
 )
-def post_claim(body: ClaimIn, wallet: Wallet, session: SessionDep, relay: Relay) -> RelayedOut:
+def post_claim(body: ClaimIn, wallet: Wallet, relay: Relay) -> RelayedOut:
     """Relays the wallet's signed Claim (claimBySig): its accruals in the campaigns are paid to ``to``."""
-    session.commit()  # the chain call need not hold the database's write lock
     relayed = relay.claim(wallet.address, body.campaign_ids, body.to, body.deadline, bytes.fromhex(body.signature[2:]))
     return RelayedOut.of(relayed)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import SessionDep, Wallet
+from api.deps import Wallet
 from api.problems import responses
 from api.routers import V1
 from api.routers.consents import RELAY_PROBLEMS, Relay
@@ -17,8 +17,7 @@ router = APIRouter(prefix=V1, tags=["consumers"])
 @router.post(
     "/transfers", status_code=202, responses=responses(*RELAY_PROBLEMS, "invalid_recipient", "insufficient_balance")
 )
-def post_transfer(body: TransferIn, wallet: Wallet, session: SessionDep, relay: Relay) -> RelayedOut:
+def post_transfer(body: TransferIn, wallet: Wallet, relay: Relay) -> RelayedOut:
     """Relays the wallet's signed Permit, then moves exactly ``value`` to ``to``; gas is the service's."""
-    session.commit()  # the chain calls need not hold the database's write lock
     relayed = relay.transfer(wallet.address, body.to, int(body.value), body.deadline, bytes.fromhex(body.signature[2:]))
     return RelayedOut.of(relayed)
