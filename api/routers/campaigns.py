@@ -8,8 +8,9 @@ from api.deps import DeploymentDep, SessionDep, Wallet
 from api.problems import responses
 from api.routers import V1
 from api.schemas.campaigns import ApiKeyIn, ApiKeyOut
-from api.schemas.common import CampaignIdPath, KeyIdPath, checksummed
+from api.schemas.common import CampaignIdPath, KeyIdPath
 from ledger.auth import api_keys
+from ledger.types import checksummed
 
 router = APIRouter(prefix=f"{V1}/campaigns", tags=["campaigns"])
 

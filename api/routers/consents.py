@@ -11,7 +11,6 @@ from fastapi import APIRouter, Depends
 from api.deps import DeploymentDep, RuntimeDep, SessionDep, Wallet
 from api.problems import WALLET_PROBLEMS, responses
 from api.routers import V1
-from api.schemas.common import checksummed
 from api.schemas.consumers import (
     ConsentOut,
     ConsentReceiptOut,
@@ -25,6 +24,7 @@ from api.schemas.consumers import (
 from ledger.crm import consumer
 from ledger.errors import ChainError
 from ledger.gasless import GaslessRelay
+from ledger.types import checksummed
 
 router = APIRouter(prefix=f"{V1}/consents", tags=["consumers"])
 

@@ -13,10 +13,10 @@ from api.deps import DeploymentDep, RuntimeDep, SessionDep, Wallet
 from api.problems import WALLET_PROBLEMS, responses
 from api.routers import V1
 from api.routers.consents import RELAY_PROBLEMS, Relay, get_relay
-from api.schemas.common import checksummed
 from api.schemas.consumers import CampaignRewardsOut, ClaimIn, RelayedOut, RewardOut, RewardPageOut, RewardsOut
 from ledger.crm import consumer
 from ledger.errors import LedgerError
+from ledger.types import checksummed
 
 log = logging.getLogger(__name__)
 

@@ -10,13 +10,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from api.schemas.common import EXAMPLE_ADDRESS, checksummed
+from api.schemas.common import EXAMPLE_ADDRESS
 from api.schemas.engagements import ActionName, RejectReasonName
 from api.schemas.marketer_campaigns import CampaignOut
 from ledger.crm.audit import Page
 from ledger.crm.campaigns import CampaignSummary
 from ledger.crm.onchain import Rejection, Touchpoint
 from ledger.crm.verification import Verification
+from ledger.types import checksummed
 
 EXAMPLE_HASH = "0x" + "ab" * 32
 NEXT_CURSOR = Field(description="Pass as `cursor` for the next page; null on the last.")

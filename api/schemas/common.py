@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from eth_utils.address import to_checksum_address
 from fastapi import Path
 from pydantic import AfterValidator, Field
 
@@ -19,10 +18,6 @@ EXAMPLE_ADDRESS = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 
 def _address(value: str) -> str:
     return normalize_address(value)  # ValueError (422) for a bad checksum
-
-
-def checksummed(address: str) -> str:
-    return to_checksum_address(address)
 
 
 Address = Annotated[

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from api.schemas.common import EXAMPLE_ADDRESS, Address, CampaignId, checksummed
+from api.schemas.common import EXAMPLE_ADDRESS, Address, CampaignId
 from api.schemas.engagements import EXAMPLE_HASH, ActionName, RejectReasonName
 from ledger.crm.consumer import CampaignRewards, ConsentReceipt
 from ledger.crm.models import WalletLink
@@ -20,7 +20,7 @@ from ledger.crm.onchain import Consent, Touchpoint
 from ledger.gasless import Relayed
 from ledger.model import Purpose
 from ledger.typed_data import Domain
-from ledger.types import UINT256_DIGITS, UINT256_MAX
+from ledger.types import UINT256_DIGITS, UINT256_MAX, checksummed
 
 PurposeName = Literal["ads", "email", "location", "profile", "purchases", "analytics"]
 EXAMPLE_SIGNATURE = "0x" + "ab" * 65

@@ -10,13 +10,13 @@ from typing import Annotated, Any, Literal
 from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.schemas.common import checksummed
 from api.schemas.conversions import major_units
 from ledger.crm.erasure import ErasureReport
 from ledger.crm.models import Claim, ConsentEvent, Conversion, Customer, LifecycleStage, Rejection, Touchpoint
 from ledger.crm.repository import MAX_CUSTOMER_ID
 from ledger.crm.search import CustomerPage
 from ledger.crm.timeline import TimelineEntry, TimelinePage
+from ledger.types import checksummed
 
 CustomerIdPath = Annotated[int, Path(ge=1, le=MAX_CUSTOMER_ID, description="The customer's id.")]
 Name = Annotated[str, Field(max_length=200)]

@@ -14,12 +14,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidatorFunctionWrapHandler, field_validator
 
-from api.schemas.common import EXAMPLE_ADDRESS, CampaignId, checksummed
+from api.schemas.common import EXAMPLE_ADDRESS, CampaignId
 from ledger.errors import TooManyEngagements
 from ledger.model import Action
 from ledger.settlement import outbox
 from ledger.settlement.outbox import MAX_PER_CALL, EngagementState, IntakeOutcome, IntakeProblem, IntakeResult
 from ledger.settlement.outbox_models import EngagementStatus
+from ledger.types import checksummed
 
 # The ledger enums' names, lowercase (tests/api/routers/test_engagements.py keeps them in step).
 ActionName = Literal[

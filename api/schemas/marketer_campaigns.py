@@ -9,12 +9,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.schemas.common import EXAMPLE_ADDRESS, Address, checksummed
+from api.schemas.common import EXAMPLE_ADDRESS, Address
 from api.schemas.engagements import ActionName, RejectReasonName
 from ledger.crm.campaigns import ActionReport, CampaignReport, CampaignSummary
 from ledger.model import DEFAULT_PURPOSES, Action
 from ledger.relay import MAX_RAW_BYTES, PreparedCreate, TxStatus
 from ledger.suite import CampaignTerms
+from ledger.types import checksummed
 
 UINT8_MAX = 255
 UINT40_MAX = 2**40 - 1
