@@ -5,6 +5,14 @@ block the writer, foreign keys on (SQLite leaves them off), a busy timeout so a 
 lock instead of failing, and real transactions: the sqlite3 driver of Python < 3.16 does not BEGIN before DDL
 or SELECT, so DDL would autocommit and SAVEPOINTs would escape the transaction; SQLAlchemy emits BEGIN itself
 instead (its documented recipe). PostgreSQL goes through psycopg 3.
+
+SQLite has one write lock per file, so the engagement outbox (the tables ``POST /v1/engagements`` and the
+settlement batcher write) lives in a second file beside the database, ``<name>-outbox<suffix>``, attached to
+every connection as the schema ``outbox``. Its tables exist only there, so SQL names them unqualified, as on
+PostgreSQL (SQLite looks a name up in ``main`` first, then in the attached files) and a query may join both.
+A write transaction names the file whose lock it takes (``SQLITE_IMMEDIATE``): intake and the batcher take the
+outbox's, the indexer and the CRM the main file's, so an indexer commit never keeps an attester's POST
+waiting (intake p95 80-120 -> ~35 ms under the intake benchmark's full load, scripts/bench_intake.py).
 """
 
 from __future__ import annotations
@@ -44,13 +52,21 @@ SQLITE_WAL_AUTOCHECKPOINT_PAGES = 40 * 1024 * 1024 // SQLITE_PAGE_SIZE
 _MIGRATION_LOCK_ID = 0x4164_4C65_6467_6572  # "AdLedger"
 # The key every chain-derived row is unique on: one row per log.
 CHAIN_KEY = ("chain_id", "tx_hash", "log_index")
-#: Connection execution option: start SQLite transactions with BEGIN IMMEDIATE, taking the write lock up front
-#: so a read-then-write transaction cannot fail with SQLITE_BUSY halfway through. Within one process such
-#: transactions first queue on a lock of the engine's: SQLite's own busy handler polls with sleeps growing to
-#: 100 ms, so under concurrent requests a waiting writer slept long after the lock was free (API intake at 8
-#: clients: p95 747 ms with it alone; see scripts/bench_intake.py).
+#: Connection execution option: start SQLite transactions holding a write lock, taken up front so a
+#: read-then-write transaction cannot fail with SQLITE_BUSY halfway through. Its value names the file: ``MAIN``
+#: (or True) for the index and CRM, ``OUTBOX`` for the engagement outbox, ``ALL_FILES`` for both (migrations:
+#: BEGIN IMMEDIATE). The others' writers go on meanwhile; writing a file whose lock the transaction did not take
+#: works but may fail with SQLITE_BUSY, so do not. Within one process such transactions first queue on a lock
+#: per file: SQLite's own busy handler polls with sleeps growing to 100 ms, so under concurrent requests a
+#: waiting writer slept long after the lock was free (API intake at 8 clients: p95 747 ms with it alone).
 SQLITE_IMMEDIATE = "adledger_sqlite_immediate"
-_HOLDS_WRITERS = "adledger_holds_writers_lock"
+MAIN = "main"
+OUTBOX = "outbox"
+ALL_FILES = "*"
+# A table of each file that a write lock is taken on, by an empty DELETE: SQLite locks a file for writing at a
+# transaction's first write to it (BEGIN IMMEDIATE would lock every attached file).
+_LOCKED_BY = {MAIN: "alembic_version", OUTBOX: "outbox_counters"}
+_HOLDS_WRITERS = "adledger_holds_writers_locks"
 
 
 def create_engine_for(settings: Settings, **kwargs: Any) -> Engine:
@@ -72,15 +88,24 @@ def engine_from_url(url: str | URL, **kwargs: Any) -> Engine:
     raise ConfigurationError(f"unsupported database {parsed.drivername!r}: use sqlite:/// or postgresql+psycopg://")
 
 
+def outbox_file(database: str | Path) -> Path:
+    """The SQLite file of the engagement outbox beside ``database`` (see the module doc)."""
+    path = Path(database)
+    return path.with_name(f"{path.stem}-outbox{path.suffix}")
+
+
 def _sqlite_engine(url: URL, **kwargs: Any) -> Engine:
     in_memory = url.database in (None, "", ":memory:")
     if in_memory:
         # one connection shared by every session, or each would see its own empty database
         kwargs.setdefault("poolclass", StaticPool)
         kwargs.setdefault("connect_args", {"check_same_thread": False})
+        files: dict[str, str | None] = {MAIN: None, OUTBOX: None}
     else:
         assert url.database is not None
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        database = Path(url.database).resolve()
+        database.parent.mkdir(parents=True, exist_ok=True)
+        files = {MAIN: str(database), OUTBOX: str(outbox_file(database))}
     engine = create_engine(url, **kwargs)
 
     @event.listens_for(engine, "connect")
@@ -88,38 +113,45 @@ def _sqlite_engine(url: URL, **kwargs: Any) -> Engine:
         dbapi_connection.isolation_level = None  # the driver stops issuing BEGIN; _on_begin does it
         cursor = dbapi_connection.cursor()
         try:
+            cursor.execute(f"ATTACH DATABASE ? AS {OUTBOX}", (files[OUTBOX] or ":memory:",))
             cursor.execute("PRAGMA foreign_keys = ON")
             cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
             if not in_memory:
-                # a new file only (an existing database keeps its page size); before WAL, which fixes it
-                cursor.execute(f"PRAGMA page_size = {SQLITE_PAGE_SIZE}")
-                cursor.execute("PRAGMA journal_mode = WAL")
-                # with WAL, NORMAL survives any process crash; only a power cut can lose the last commits
-                cursor.execute("PRAGMA synchronous = NORMAL")
-                cursor.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
                 cursor.execute(f"PRAGMA wal_autocheckpoint = {SQLITE_WAL_AUTOCHECKPOINT_PAGES}")
+                for schema in files:
+                    # a new file only (an existing database keeps its page size); before WAL, which fixes it
+                    cursor.execute(f"PRAGMA {schema}.page_size = {SQLITE_PAGE_SIZE}")
+                    cursor.execute(f"PRAGMA {schema}.journal_mode = WAL")
+                    # with WAL, NORMAL survives any process crash; only a power cut can lose the last commits
+                    cursor.execute(f"PRAGMA {schema}.synchronous = NORMAL")
+                    cursor.execute(f"PRAGMA {schema}.cache_size = -{SQLITE_CACHE_KIB}")
         finally:
             cursor.close()
 
-    writers = _writers_of(url)
+    writers = {schema: _writers_of(path) for schema, path in files.items()}
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        if not connection.get_execution_options().get(SQLITE_IMMEDIATE, False):
+        wanted = connection.get_execution_options().get(SQLITE_IMMEDIATE, False)
+        if not wanted:
             connection.exec_driver_sql("BEGIN")
             return
-        if not writers.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
-            raise sqlite3.OperationalError("database is locked (this process's writers queue)")
-        connection.info[_HOLDS_WRITERS] = True
+        schemas = list(files) if wanted == ALL_FILES else [MAIN if wanted is True else wanted]
+        held: list[threading.Lock] = []
+        connection.info[_HOLDS_WRITERS] = held
         try:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            for schema in schemas:  # in the order of ``files``: two such transactions cannot wait for each other
+                if not writers[schema].acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
+                    raise sqlite3.OperationalError(f"database is locked (this process's writers of {schema})")
+                held.append(writers[schema])
+            _begin_writing(connection, schemas)
         except BaseException:
             _release(connection.info)
             raise
 
     def _release(info: dict[Any, Any]) -> None:
-        if info.pop(_HOLDS_WRITERS, False):
-            writers.release()
+        for lock in info.pop(_HOLDS_WRITERS, ()):
+            lock.release()
 
     for name in ("commit", "rollback"):
         event.listen(engine, name, lambda connection: _release(connection.info))
@@ -129,18 +161,37 @@ def _sqlite_engine(url: URL, **kwargs: Any) -> Engine:
     return engine
 
 
+def _begin_writing(connection: Connection, schemas: Sequence[str]) -> None:
+    """BEGIN holding the write lock of ``schemas``' files only: an empty DELETE from a table of each. Before the
+    tables exist (a database not migrated yet), BEGIN IMMEDIATE, which locks every file."""
+    driver = connection.connection.driver_connection  # its errors stay its own: SQLAlchemy's handling rolls back
+    assert driver is not None
+    if len(schemas) > 1:
+        driver.execute("BEGIN IMMEDIATE")
+        return
+    driver.execute("BEGIN")
+    try:
+        for schema in schemas:
+            driver.execute(f'DELETE FROM {schema}."{_LOCKED_BY[schema]}" WHERE 0')
+    except sqlite3.OperationalError as error:
+        driver.execute("ROLLBACK")
+        if "no such table" not in str(error):
+            raise
+        driver.execute("BEGIN IMMEDIATE")
+
+
 _WRITERS: dict[str, threading.Lock] = {}
 _WRITERS_MADE = threading.Lock()
 
 
-def _writers_of(url: URL) -> threading.Lock:
-    """The in-process queue of BEGIN IMMEDIATE transactions on one SQLite database, shared by every engine of this
-    process on it (the API's, and the batcher's when it runs in the same process). In-memory databases are one per
-    engine, so each gets its own."""
-    if url.database in (None, "", ":memory:"):
+def _writers_of(path: str | None) -> threading.Lock:
+    """The in-process queue of write transactions on one SQLite file, shared by every engine of this process on it
+    (the API's, and the batcher's when it runs in the same process). In-memory databases are one per engine, so
+    each gets its own."""
+    if path is None:
         return threading.Lock()
     with _WRITERS_MADE:
-        return _WRITERS.setdefault(str(Path(url.database).resolve()), threading.Lock())
+        return _WRITERS.setdefault(path, threading.Lock())
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -154,7 +205,7 @@ def writer_sessions(sessions: sessionmaker[Session]) -> sessionmaker[Session]:
     database's other writers waiting."""
     bind = sessions.kw["bind"]
     options = {key: value for key, value in sessions.kw.items() if key != "bind"}
-    return sessionmaker(bind.execution_options(**{SQLITE_IMMEDIATE: True}), class_=sessions.class_, **options)
+    return sessionmaker(bind.execution_options(**{SQLITE_IMMEDIATE: MAIN}), class_=sessions.class_, **options)
 
 
 def alembic_config(url: str | URL | None = None) -> Config:
@@ -183,7 +234,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         if is_sqlite:
             _sqlite_pragma(connection, "PRAGMA foreign_keys = OFF")
         try:
-            with connection.execution_options(**{SQLITE_IMMEDIATE: True}).begin():
+            with connection.execution_options(**{SQLITE_IMMEDIATE: ALL_FILES}).begin():
                 if engine.dialect.name == "postgresql":
                     connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK_ID})")
                 config.attributes["connection"] = connection

@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     database_url: str = Field(
         default="",
         description="SQLAlchemy URL of the CRM and index database; empty means the SQLite file data_dir/adledger.db. "
+        "A SQLite database keeps the engagement outbox in a second file beside it, <name>-outbox<suffix>. "
         "PostgreSQL: postgresql+psycopg://user@host:5432/db.",
     )
     api_domain: str = Field(

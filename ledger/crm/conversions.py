@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ledger.crm.models import Conversion, Customer
 from ledger.crm.money import MAX_MINOR, check_minor, format_minor, normalize_currency, parse_minor
 from ledger.crm.repository import MAX_CUSTOMER_ID, get_customer, normalize_email, normalize_phone
-from ledger.db import SQLITE_IMMEDIATE, add_or_get, insert_ignoring_duplicates
+from ledger.db import MAIN, SQLITE_IMMEDIATE, add_or_get, insert_ignoring_duplicates
 from ledger.errors import ConversionConflict, CustomerNotFound, InvalidConversion, InvalidConversionFile, LedgerError
 from ledger.types import utcnow
 
@@ -314,7 +314,7 @@ def _store(session: Session, source: str, chunk: list[_Row], tally: _Tally) -> N
     if not chunk:
         return
     if not session.in_transaction():
-        session.connection(execution_options={SQLITE_IMMEDIATE: True})  # lookups and insert under one write lock
+        session.connection(execution_options={SQLITE_IMMEDIATE: MAIN})  # lookups and insert under one write lock
     rows = list(_with_customers(session, chunk, tally))
     stored = _stored(session, source, [row.order_ref for row in rows])
     new: dict[str, _Row] = {}

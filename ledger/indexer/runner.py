@@ -33,7 +33,13 @@ from ledger.crm.onchain import (
     Rejection,
     Touchpoint,
 )
-from ledger.db import SQLITE_IMMEDIATE, bind_rows, insert_bound_rows_ignoring_duplicates, insert_ignoring_duplicates
+from ledger.db import (
+    MAIN,
+    SQLITE_IMMEDIATE,
+    bind_rows,
+    insert_bound_rows_ignoring_duplicates,
+    insert_ignoring_duplicates,
+)
 from ledger.errors import ChainError, ConfigurationError
 from ledger.indexer import checkpoint, reorg
 from ledger.indexer.checkpoint import DEFAULT_WINDOW, Cursor
@@ -128,7 +134,7 @@ class Indexer:
         cursor vouching for them are one transaction, a lost page is simply indexed again from the chain.
         """
         with self.sessions() as session:
-            connection = session.connection(execution_options={SQLITE_IMMEDIATE: True})
+            connection = session.connection(execution_options={SQLITE_IMMEDIATE: MAIN})
             if connection.dialect.name == "postgresql":
                 connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
             try:

@@ -16,10 +16,11 @@ in the transaction that inserts the rows:
 - PostgreSQL: ``SELECT ... FOR UPDATE`` on the counter row serialises a campaign's intake, and the lookup of
   existing attester ids runs after it, so it sees every committed engagement (READ COMMITTED, the default;
   under REPEATABLE READ or SERIALIZABLE a concurrent intake fails with a serialization error, to retry).
-- SQLite: a writer holds the whole database. Callers must open the transaction with
-  ``session.connection(execution_options={ledger.db.SQLITE_IMMEDIATE: True})`` (or leave the session without a
-  transaction, and this module does it): a deferred transaction that read before another writer committed
-  cannot write afterwards.
+- SQLite: a writer holds the whole outbox file (ledger.db). Callers must open the transaction with
+  ``session.connection(execution_options={ledger.db.SQLITE_IMMEDIATE: ledger.db.OUTBOX})`` (or leave the session
+  without a transaction, and this module does it): a deferred transaction that read before another writer
+  committed cannot write afterwards. The campaign is read from the main file meanwhile, whose writers (the
+  indexer) go on.
 
 Should a concurrent writer still store one of the same attester ids first (a caller outside this discipline),
 the insert skips it, the whole insert is rolled back to a savepoint and planned again, so that engagement
@@ -39,6 +40,7 @@ from sqlalchemy.orm import Session
 
 from ledger.crm.onchain import Campaign
 from ledger.db import (
+    OUTBOX,
     SQLITE_IMMEDIATE,
     bind_rows,
     insert_bound_rows_ignoring_duplicates,
@@ -180,7 +182,7 @@ def accept_engagements(
         raise ValueError("the attester cannot be the zero address")
     checked = [_validate(item, now) for item in items]  # before the write lock: every writer waits for it
     if not session.in_transaction():
-        session.connection(execution_options={SQLITE_IMMEDIATE: True})  # lookups and inserts under one write lock
+        session.connection(execution_options={SQLITE_IMMEDIATE: OUTBOX})  # lookups and inserts under one write lock
     campaign = _open_campaign(session, chain_id, escrow, campaign_id)
     results: list[IntakeResult | None] = [None] * len(items)
     valid: list[tuple[int, _Valid]] = []

@@ -37,7 +37,7 @@ from web3.types import TxParams
 
 from ledger.chain import DEVNET_TIP, Chain, revert_data
 from ledger.contracts import decode_revert
-from ledger.db import SQLITE_IMMEDIATE
+from ledger.db import OUTBOX, SQLITE_IMMEDIATE
 from ledger.errors import LedgerError, UnknownRevert
 from ledger.indexer.rpc import RpcClient
 from ledger.model import RejectReason
@@ -120,10 +120,10 @@ class SettleTransactions:
 
     @contextmanager
     def _write(self) -> Iterator[Session]:
-        """One write transaction, committed when the block ends normally (SQLite: BEGIN IMMEDIATE, so it cannot
-        fail halfway on the write lock)."""
+        """One write transaction, committed when the block ends normally (SQLite: the outbox file's write lock
+        taken up front, so it cannot fail halfway on it; the indexer's writes to the main file go on)."""
         with self.sessions() as session:
-            session.connection(execution_options={SQLITE_IMMEDIATE: True})
+            session.connection(execution_options={SQLITE_IMMEDIATE: OUTBOX})
             yield session
             session.commit()
 

@@ -13,12 +13,15 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import CheckConstraint, func, inspect, select, text
+from sqlalchemy import CheckConstraint, MetaData, func, inspect, select, text
 
 from ledger.crm import Base
 from ledger.crm.models import Touchpoint
 from ledger.db import (
+    ALL_FILES,
     COPY_THRESHOLD,
+    MAIN,
+    OUTBOX,
     SQLITE_IMMEDIATE,
     alembic_config,
     bind_rows,
@@ -26,6 +29,7 @@ from ledger.db import (
     engine_from_url,
     insert_bound_rows_ignoring_duplicates,
     insert_ignoring_duplicates,
+    outbox_file,
     session_factory,
     upgrade,
     writer_sessions,
@@ -152,6 +156,49 @@ class TestSqliteWriterQueue:
             assert reader.scalar(select(func.count()).select_from(Touchpoint)) == 0
 
 
+class TestOneWriteLockPerFile:
+    """SQLite: the outbox is a file of its own, so a transaction writing it (intake, the batcher) and one writing
+    the index (the indexer) do not wait for each other; a migration holds both."""
+
+    @pytest.mark.parametrize(("taken", "free"), [(OUTBOX, MAIN), (MAIN, OUTBOX)])
+    def test_a_writer_holds_only_the_file_it_named(self, tmp_path: Path, taken: str, free: str):
+        engine = engine_from_url(f"sqlite:///{tmp_path / 'files.db'}")
+        upgrade(engine)
+        with engine.connect().execution_options(**{SQLITE_IMMEDIATE: taken}) as connection, connection.begin():
+            connection.exec_driver_sql("SELECT 1")
+            assert not _can_write(tmp_path / "files.db", taken)
+            assert _can_write(tmp_path / "files.db", free)
+        assert _can_write(tmp_path / "files.db", taken)
+
+    def test_a_migration_holds_both(self, tmp_path: Path):
+        engine = engine_from_url(f"sqlite:///{tmp_path / 'files.db'}")
+        upgrade(engine)
+        with engine.connect().execution_options(**{SQLITE_IMMEDIATE: ALL_FILES}) as connection, connection.begin():
+            connection.exec_driver_sql("SELECT 1")
+            assert not _can_write(tmp_path / "files.db", MAIN)
+            assert not _can_write(tmp_path / "files.db", OUTBOX)
+
+    def test_before_the_tables_exist_a_writer_locks_every_file(self, tmp_path: Path):
+        engine = engine_from_url(f"sqlite:///{tmp_path / 'files.db'}")
+        with engine.connect().execution_options(**{SQLITE_IMMEDIATE: OUTBOX}) as connection, connection.begin():
+            connection.exec_driver_sql("CREATE TABLE scratch (x)")
+            assert not _can_write(tmp_path / "files.db", MAIN)
+
+
+def _can_write(database: Path, schema: str) -> bool:
+    """Whether another process's writer would get the file's write lock now."""
+    other = sqlite3.connect(outbox_file(database) if schema == OUTBOX else database, timeout=0, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("ROLLBACK")
+        return True
+    except sqlite3.OperationalError as error:
+        assert "locked" in str(error)
+        return False
+    finally:
+        other.close()
+
+
 class TestWriterSessions:
     """Sessions of ``writer_sessions`` take SQLite's write lock at their transaction's first statement: until
     then (a request being parsed, its credentials checked) other writers go on."""
@@ -185,20 +232,28 @@ class TestUpgrade:
         upgrade(engine)
         with engine.connect() as connection:
             assert MigrationContext.configure(connection).get_current_revision() == HEAD
-            assert set(inspect(connection).get_table_names()) == set(Base.metadata.tables) | {"alembic_version"}
+            everything = set(Base.metadata.tables) | {"alembic_version"}
+            if kind == "sqlite":  # the outbox in its own file
+                assert _tables(connection) == {MAIN: everything - OUTBOX_TABLES, OUTBOX: OUTBOX_TABLES}
+            else:
+                assert _tables(connection) == {MAIN: everything}
 
     @pytest.mark.parametrize("kind", ENGINES)
     def test_migrated_schema_matches_the_models(self, databases: Databases, kind: str):
         engine = databases.empty(kind)
         upgrade(engine)
         with engine.connect() as connection:
-            context = MigrationContext.configure(connection, opts={"compare_type": True})
-            assert compare_metadata(context, Base.metadata) == []
+            # SQLite: the models as the files hold them, the outbox tables in the attached schema
+            metadata = _outbox_in_its_file(Base.metadata) if kind == "sqlite" else Base.metadata
+            opts = {"compare_type": True, "include_schemas": kind == "sqlite"}
+            context = MigrationContext.configure(connection, opts=opts)
+            assert compare_metadata(context, metadata) == []
             # autogenerate does not compare CHECK constraints; their names must match for later migrations
             inspector = inspect(connection)
-            for table in Base.metadata.sorted_tables:
+            for table in metadata.sorted_tables:
                 declared = {c.name for c in table.constraints if isinstance(c, CheckConstraint)}
-                assert {c["name"] for c in inspector.get_check_constraints(table.name)} == declared, table.name
+                stored = inspector.get_check_constraints(table.name, schema=table.schema)
+                assert {c["name"] for c in stored} == declared, table.name
 
     @pytest.mark.parametrize("kind", ENGINES)
     def test_upgrading_again_changes_nothing(self, databases: Databases, kind: str):
@@ -216,7 +271,29 @@ class TestUpgrade:
         with engine.begin() as connection:
             config.attributes["connection"] = connection
             command.downgrade(config, "base")
-        assert set(inspect(engine).get_table_names()) == {"alembic_version"}
+        with engine.connect() as connection:
+            assert _tables(connection)[MAIN] == {"alembic_version"}
+            assert _tables(connection).get(OUTBOX, set()) == set()
+
+    def test_moving_the_outbox_to_its_file_keeps_every_row_and_back(self, databases: Databases):
+        engine = databases.empty("sqlite")
+        upgrade(engine, "0006")
+        with engine.begin() as connection:  # an outbox with a batch and an engagement in it, in the main file
+            _insert_outbox_rows(connection)
+        before = _outbox_rows(engine)
+        upgrade(engine)
+        assert _tables(engine.connect())[OUTBOX] == OUTBOX_TABLES
+        assert _outbox_rows(engine) == before
+        with sqlite3.connect(outbox_file(engine.url.database)) as outbox:  # really in the other file
+            assert outbox.execute("SELECT count(*) FROM outbox_engagements").fetchone() == (1,)
+        config = alembic_config()
+        with engine.connect().execution_options(**{SQLITE_IMMEDIATE: ALL_FILES}) as connection, connection.begin():
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0006")
+        with engine.connect() as connection:
+            assert _tables(connection)[OUTBOX] == set()
+            assert _tables(connection)[MAIN] >= OUTBOX_TABLES
+        assert _outbox_rows(engine) == before
 
     def test_sqlite_keeps_foreign_keys_on_after_migrating(self, databases: Databases):
         engine = databases.empty("sqlite")
@@ -224,6 +301,52 @@ class TestUpgrade:
         with engine.connect() as connection:
             assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
             assert connection.exec_driver_sql("PRAGMA foreign_key_check").all() == []
+
+
+OUTBOX_TABLES = {"settlement_batches", "outbox_engagements", "outbox_counters"}
+
+
+def _tables(connection: Any) -> dict[str, set[str]]:
+    """Table names by SQLite file (``main``, ``outbox``); PostgreSQL's all under ``main``."""
+    inspector = inspect(connection)
+    if connection.dialect.name != "sqlite":
+        return {MAIN: set(inspector.get_table_names())}
+    return {schema: set(inspector.get_table_names(schema=schema)) for schema in (MAIN, OUTBOX)}
+
+
+def _outbox_in_its_file(metadata: MetaData) -> MetaData:
+    """``metadata`` with the outbox tables in the attached schema ``outbox``, as SQLite holds them."""
+    moved = MetaData(naming_convention=metadata.naming_convention)
+    for table in metadata.sorted_tables:
+        table.to_metadata(moved, schema=OUTBOX if table.name in OUTBOX_TABLES else None)
+    return moved
+
+
+def _insert_outbox_rows(connection: Any) -> None:
+    connection.exec_driver_sql(
+        "INSERT INTO settlement_batches (id, chain_id, escrow, campaign_id, attester, sender, nonce, tx_hash, "
+        "gas_limit, engagement_count, status, sent_at, updated_at) VALUES (7, 31337, '0x' || printf('%040d', 1), "
+        "3, '0x' || printf('%040d', 2), '0x' || printf('%040d', 2), 4, '0x' || printf('%064d', 5), 300000, 1, "
+        "'sent', '2026-11-25 00:00:00', '2026-11-25 00:00:00')"
+    )
+    connection.exec_driver_sql(
+        "INSERT INTO outbox_engagements (chain_id, escrow, campaign_id, attester, attester_ref, event_id, consumer, "
+        "action, occurred_at, evidence_hash, status, batch_id, accepted_at, updated_at) VALUES (31337, "
+        "'0x' || printf('%040d', 1), 3, '0x' || printf('%040d', 2), 'ref-1', 0, '0x' || printf('%040d', 9), 1, "
+        "1795584203, '0x' || printf('%064d', 6), 'sent', 7, '2026-11-25 00:00:00', '2026-11-25 00:00:00')"
+    )
+    connection.exec_driver_sql(
+        "INSERT INTO outbox_counters (chain_id, escrow, campaign_id, next_event_id) "
+        "VALUES (31337, '0x' || printf('%040d', 1), 3, 1)"
+    )
+
+
+def _outbox_rows(engine: Any) -> dict[str, list[tuple[Any, ...]]]:
+    with engine.connect() as connection:
+        return {
+            table: [tuple(row) for row in connection.exec_driver_sql(f"SELECT * FROM {table} ORDER BY 1, 2, 3")]
+            for table in sorted(OUTBOX_TABLES)
+        }
 
 
 class TestInsertIgnoringDuplicates:

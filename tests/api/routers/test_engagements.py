@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 
 from api.schemas.engagements import ActionName, RejectReasonName
 from ledger.crm.models import Campaign
+from ledger.db import outbox_file
 from ledger.model import Action, CampaignStatus, RejectReason
 from ledger.settlement.outbox import MAX_PER_CALL
 from ledger.settlement.outbox_models import EngagementStatus, OutboxEngagement
@@ -194,11 +195,12 @@ class TestPostEngagements:
     async def test_a_request_refused_for_its_key_or_its_shape_never_waits_for_the_write_lock(
         self, client: httpx.AsyncClient, key: str, database: Database
     ):
-        """Credentials and the body are checked before the route's transaction takes SQLite's write lock, which
-        every writer of the database waits for (here another process holds it, past the 15 s busy timeout)."""
+        """Credentials and the body are checked before the route's transaction takes the outbox file's write lock,
+        which every other intake and the batcher wait for (here another process holds it, past the 15 s busy
+        timeout)."""
         if database.kind != "sqlite":
-            pytest.skip("SQLite's single write lock")
-        holder = sqlite3.connect(str(database.engine.url.database), isolation_level=None)
+            pytest.skip("SQLite's write lock per file")
+        holder = sqlite3.connect(outbox_file(str(database.engine.url.database)), isolation_level=None)
         holder.execute("BEGIN IMMEDIATE")
         try:
             began = time.perf_counter()
@@ -211,6 +213,28 @@ class TestPostEngagements:
         finally:
             holder.execute("ROLLBACK")
             holder.close()
+
+    async def test_intake_does_not_wait_for_the_indexers_write_lock(
+        self, client: httpx.AsyncClient, key: str, database: Database
+    ):
+        """The outbox is a SQLite file of its own: while the indexer (here another process) holds the main file's
+        write lock, past the 15 s busy timeout, engagements are still accepted, and stored."""
+        if database.kind != "sqlite":
+            pytest.skip("SQLite's write lock per file")
+        holder = sqlite3.connect(str(database.engine.url.database), isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            began = time.perf_counter()
+            response = await post(client, key, [engagement(attester_ref="while-indexing")])
+            assert response.status_code == 202, response.text
+            answer = response.json()
+            assert answer["accepted"] == 1
+            assert time.perf_counter() - began < 5
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        state = await client.get(f"/v1/engagements/1/{answer['results'][0]['event_id']}", headers=bearer(key))
+        assert state.json()["status"] == "queued"
 
 
 class TestGetEngagement:
