@@ -6,10 +6,12 @@ Revises: 0006
 Create Date: 2026-11-25
 
 Each table is re-created from its own stored DDL (sqlite_master), so the copy has exactly the columns,
-constraints and indexes the migrations before made, then its rows are copied and the original dropped. The
-move runs in the migration's transaction, which holds both files' write locks; SQLite commits the two files one
-after the other in WAL mode, so only a crash inside that commit could leave the tables in both files (the
-engine then reads the main file's copy, which is complete).
+constraints and indexes the migrations before made, then its rows are copied and the original dropped, in the
+migration's one transaction, which holds both files' write locks. In WAL mode SQLite commits attached files one
+after the other, the main file first, not atomically together: a process killed between the two would keep the
+main file's drop without the outbox's copy. The window is one commit, once; a database with engagements still
+queued is best upgraded with the API and the batcher stopped and a copy of its file kept, as before any
+migration.
 """
 
 from __future__ import annotations
