@@ -602,11 +602,14 @@ def _resume_clock(chain: Chain) -> None:
 
     anvil restores the blocks but not its clock offset: if the saved chain had moved ahead of the wall clock
     (evm_increaseTime), new blocks would be stamped earlier than the last saved one, and a campaign dated from
-    the latest block would not have started yet. Moving the clock to the saved head fixes that.
+    the latest block would not have started yet. Moving the clock past the saved head fixes that, by two seconds:
+    with one, a block mined right after a restart once carried the saved head's very timestamp (anvil's clock
+    and this process's need not turn over the second together), and a head stamped this very second can be tied
+    the same way.
     """
     ahead = chain.latest_timestamp() - int(time.time())
-    if ahead > 0:
-        chain.rpc("evm_increaseTime", [ahead + 1])
+    if ahead >= 0:
+        chain.rpc("evm_increaseTime", [ahead + 2])
 
 
 @contextlib.contextmanager

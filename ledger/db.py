@@ -136,15 +136,15 @@ def _sqlite_engine(url: URL, **kwargs: Any) -> Engine:
         if not wanted:
             connection.exec_driver_sql("BEGIN")
             return
-        schemas = list(files) if wanted == ALL_FILES else [MAIN if wanted is True else wanted]
+        schema = None if wanted == ALL_FILES else MAIN if wanted is True else wanted
         held: list[threading.Lock] = []
         connection.info[_HOLDS_WRITERS] = held
         try:
-            for schema in schemas:  # in the order of ``files``: two such transactions cannot wait for each other
-                if not writers[schema].acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
-                    raise sqlite3.OperationalError(f"database is locked (this process's writers of {schema})")
-                held.append(writers[schema])
-            _begin_writing(connection, schemas)
+            for name in files if schema is None else (schema,):  # in one order: no two can wait for each other
+                if not writers[name].acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
+                    raise sqlite3.OperationalError(f"database is locked (this process's writers of {name})")
+                held.append(writers[name])
+            _begin_writing(connection, schema)
         except BaseException:
             _release(connection.info)
             raise
@@ -161,18 +161,18 @@ def _sqlite_engine(url: URL, **kwargs: Any) -> Engine:
     return engine
 
 
-def _begin_writing(connection: Connection, schemas: Sequence[str]) -> None:
-    """BEGIN holding the write lock of ``schemas``' files only: an empty DELETE from a table of each. Before the
-    tables exist (a database not migrated yet), BEGIN IMMEDIATE, which locks every file."""
+def _begin_writing(connection: Connection, schema: str | None) -> None:
+    """BEGIN holding the write lock of ``schema``'s file only, by an empty DELETE from one of its tables; of
+    every file (BEGIN IMMEDIATE) when ``schema`` is None, or before that table exists (a database not migrated
+    yet)."""
     driver = connection.connection.driver_connection  # its errors stay its own: SQLAlchemy's handling rolls back
     assert driver is not None
-    if len(schemas) > 1:
+    if schema is None:
         driver.execute("BEGIN IMMEDIATE")
         return
     driver.execute("BEGIN")
     try:
-        for schema in schemas:
-            driver.execute(f'DELETE FROM {schema}."{_LOCKED_BY[schema]}" WHERE 0')
+        driver.execute(f'DELETE FROM {schema}."{_LOCKED_BY[schema]}" WHERE 0')
     except sqlite3.OperationalError as error:
         driver.execute("ROLLBACK")
         if "no such table" not in str(error):
