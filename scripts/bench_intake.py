@@ -61,12 +61,14 @@ INTAKE_MIN_RATE = 2_000.0  # engagements/s settled and indexed, end to end
 INTAKE_MIN_RATIO = 40.0  # over the baseline
 INTAKE_MAX_P95_MS = 50.0  # POST /v1/engagements at that load
 ACTIONS = (Action.AD_VIEW, Action.AD_CLICK, Action.DAILY_OPEN, Action.EMAIL_OPEN)
-# ~570 engagements a settle(): each block, and so each indexer page, holds SQLite's one write lock briefly, which
-# intake shares (15M, the batcher's default, made ~2,900-log pages: intake p95 143 ms at 3,000/s; 3M: 80 ms;
-# 1.5M: 48 ms, but then the batcher's per-transaction cost capped the end-to-end rate at 1,614/s)
+# ~570 engagements a settle(). Chosen when intake still shared SQLite's write lock with the indexer, whose page per
+# block held it (15M, the batcher's default, made ~2,900-log pages: intake p95 143 ms at 3,000/s; 3M: 80 ms;
+# 1.5M: 48 ms, but then the batcher's per-transaction cost capped the end-to-end rate at 1,614/s); not measured
+# again since the outbox has its own file
 INTAKE_BATCH_GAS = 3_000_000
 # The batcher and the indexer run niced, as background workers beside a latency-bound API should: on two cores
-# shared by five processes, intake p95 92 -> 57-80 ms and end to end 2,160 -> 2,322-2,478/s (a run or two each)
+# shared by five processes, intake p95 92 -> 57-80 ms and end to end 2,160 -> 2,322-2,478/s (a run or two each).
+# The batcher at nice 0, now that it alone shares intake's write lock (the outbox's file): p95 35-38 against 27 ms.
 WORKER_NICENESS = 10
 REWARD = 10**15
 BUDGET = 10**24
