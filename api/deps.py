@@ -54,7 +54,7 @@ class Runtime:
 
     @cached_property
     def write_sessions(self) -> sessionmaker[Session] | None:
-        """``sessions`` whose transactions begin with SQLite's write lock (ledger.db.writer_sessions)."""
+        """``sessions`` whose transactions begin with the main SQLite file's write lock (ledger.db.writer_sessions)."""
         return None if self.sessions is None else writer_sessions(self.sessions)
 
 
@@ -70,11 +70,11 @@ def get_settings(request: Request) -> Settings:
 
 def get_session(request: Request) -> Iterator[Session]:
     """One session per request, closed (rolled back unless committed) afterwards. In a request that may write, the
-    transaction begins with SQLite's write lock (BEGIN IMMEDIATE): a deferred transaction that read before another
-    writer committed could not write afterwards (ledger.settlement.outbox). It begins at the route's first
-    statement, not here: every writer of the database waits for that lock, so parsing and checking a request
-    (credentials included, which read through their own short session) must not hold it. PostgreSQL ignores the
-    option."""
+    transaction begins with SQLite's write lock, of the main file (engagement intake takes the outbox file's
+    instead, ledger.settlement.outbox): a deferred transaction that read before another writer committed could
+    not write afterwards. It begins at the route's first statement, not here: every writer of that file waits
+    for the lock, so parsing and checking a request (credentials included, which read through their own short
+    session) must not hold it. PostgreSQL ignores the option."""
     with _sessions(request, write=request.method not in READ_METHODS)() as session:
         yield session
 

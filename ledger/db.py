@@ -200,9 +200,9 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 
 
 def writer_sessions(sessions: sessionmaker[Session]) -> sessionmaker[Session]:
-    """``sessions`` whose every transaction begins with SQLite's write lock (``SQLITE_IMMEDIATE``), taken at the
-    transaction's first statement rather than when the session is made: whatever runs before it does not keep the
-    database's other writers waiting."""
+    """``sessions`` whose every transaction begins with the main SQLite file's write lock (``SQLITE_IMMEDIATE``;
+    a transaction can name another file when it opens its connection), taken at the transaction's first statement
+    rather than when the session is made: whatever runs before it does not keep the file's other writers waiting."""
     bind = sessions.kw["bind"]
     options = {key: value for key, value in sessions.kw.items() if key != "bind"}
     return sessionmaker(bind.execution_options(**{SQLITE_IMMEDIATE: MAIN}), class_=sessions.class_, **options)

@@ -9,7 +9,8 @@ settling again; and a resend is harmless anyway, because the escrow settles each
 indexer, stay the authority on the outcome (``ledger.settlement.outbox.engagement_state``).
 
 Registered on ``ledger.crm.base.Base`` (one metadata, one migration history): ``ledger.crm`` imports this
-module, so importing the CRM package sees every table.
+module, so importing the CRM package sees every table. On SQLite these three tables live in a file of their own
+(``ledger.db``: intake and the batcher then never wait for the indexer's write lock), on PostgreSQL beside the rest.
 """
 
 from __future__ import annotations
