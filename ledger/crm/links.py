@@ -81,13 +81,12 @@ def link_wallet(
     """Links ``wallet`` to the customer for ``brand`` on the wallet's signature of the ``Link`` message in
     ``domain`` (the registry's, ``Suite.registry_domain``), and returns the link with its evidence.
 
-    ``signature`` is bytes or 0x-hex; ``now`` is unix seconds (default: the clock). Raises CustomerNotFound,
-    LinkExpired (``deadline < now``), InvalidLinkSignature, LinkNonceUsed, or WalletLinkedElsewhere; ValueError
-    for an address or uint256 that is not one. Linking a wallet to the customer it is already linked to for the
-    brand returns that link (a fresh signature spends its nonce; the same request again changes nothing).
+    ``signature`` is bytes or 0x-hex; ``now`` is unix seconds (default: the clock). Raises LinkExpired
+    (``deadline < now``) or InvalidLinkSignature, and only then CustomerNotFound, LinkNonceUsed or
+    WalletLinkedElsewhere; ValueError for an address or uint256 that is not one. Linking a wallet to the customer
+    it is already linked to for the brand returns that link (a fresh signature spends its nonce; the same request
+    again changes nothing).
     """
-    lock_wallet_links(session, exclusive=True)
-    customer = get_customer(session, customer_id)
     brand, wallet = normalize_address(brand), normalize_address(wallet)
     check_uint256(nonce)
     check_uint256(deadline)
@@ -97,6 +96,9 @@ def link_wallet(
     proof = _signature_bytes(wallet, signature)
     message = link_message(to_checksum_address(wallet), customer_id, to_checksum_address(brand), nonce, deadline)
     _verify(domain, message, proof, wallet)
+    # only a proven request learns whether the customer exists
+    lock_wallet_links(session, exclusive=True)
+    customer = get_customer(session, customer_id)
 
     evidence = "0x" + proof.hex()
     found = _link_of(session, brand, wallet)

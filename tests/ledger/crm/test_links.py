@@ -178,6 +178,13 @@ class TestLinkWallet:
         with pytest.raises(CustomerNotFound):
             link(session, ann.id + 1000)
 
+    def test_a_request_that_proves_nothing_learns_nothing_of_the_customer(self, session: Session, ann: Customer):
+        """The signature is checked before the customer is looked up: without one, an unknown id and a known one
+        are refused alike."""
+        for customer_id in (ann.id, ann.id + 1000):
+            with pytest.raises(InvalidLinkSignature):
+                link(session, customer_id, signature=sign_link(SECOND_WALLET, customer_id))
+
     def test_a_customer_may_link_several_wallets(self, session: Session, ann: Customer):
         link(session, ann.id, WALLET)
         link(session, ann.id, SECOND_WALLET)
