@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -199,7 +199,8 @@ def up(
                 "[/bold] (OpenAPI at /docs); indexer and batcher following. Ctrl-C stops all (state is kept)"
             )
             try:
-                _wait_forever()
+                with _sigterm_as_ctrl_c():
+                    _wait_forever()
             except KeyboardInterrupt:
                 console.print("stopping the API, the batcher, the indexer and the devnet …")
                 stop.set()
@@ -224,6 +225,22 @@ def _wait_forever() -> None:
     import threading
 
     threading.Event().wait()
+
+
+@contextlib.contextmanager
+def _sigterm_as_ctrl_c() -> Iterator[None]:
+    """SIGTERM (what ``kill``, systemd and ``docker stop`` send) stops the command as Ctrl-C does: workers told to
+    stop, the devnet's state saved. Left to its default, it ended the process at once, anvil still running."""
+    import signal
+
+    def interrupt(_signal: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _run_demo(suite: Suite, settings: Settings, *, real_time: bool = False) -> None:
@@ -428,16 +445,17 @@ def dev_login(
 
 def _once_or_follow(worker: Any, follow: bool, poll: float) -> None:
     """``worker.run_once()``, or with ``follow`` ``worker.follow(poll, stop)`` (outages logged, not fatal), until
-    done or Ctrl-C; the worker's checkpoint or outbox says where the next run resumes."""
+    done or Ctrl-C (or SIGTERM); the worker's checkpoint or outbox says where the next run resumes."""
     import threading
 
     stop = threading.Event()
     try:
-        if follow:
-            _log_warnings_to(err)
-            worker.follow(poll, stop)
-        else:
-            worker.run_once()
+        with _sigterm_as_ctrl_c():
+            if follow:
+                _log_warnings_to(err)
+                worker.follow(poll, stop)
+            else:
+                worker.run_once()
     except KeyboardInterrupt:
         stop.set()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -73,8 +74,10 @@ def test_demo_without_a_deployment_on_a_url_chain_reports_a_clear_error(tmp_path
 
 
 @pytest.mark.anvil
-def test_main_job_serves_the_api_with_the_indexer_and_batcher_until_ctrl_c(tmp_path: Path):
-    """`make run` as a user runs it: the API answers ready on the seeded devnet, and Ctrl-C stops everything."""
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_main_job_serves_the_api_with_the_indexer_and_batcher_until_stopped(tmp_path: Path, stop: signal.Signals):
+    """`make run` as a user runs it: the API answers ready on the seeded devnet, and Ctrl-C stops everything, as
+    SIGTERM (kill, a service manager) does: the devnet's state saved, anvil not left running."""
     api_port = free_port()
     env = os.environ | {"ADLEDGER_DATA_DIR": str(tmp_path)}
     command = [sys.executable, "-m", "scripts.cli", "up", "--port", "0", "--api-port", str(api_port)]
@@ -104,7 +107,12 @@ def test_main_job_serves_the_api_with_the_indexer_and_batcher_until_ctrl_c(tmp_p
         campaigns = httpx.get(f"{api}/v1/campaigns", headers={"Authorization": f"Bearer {token}"}, timeout=5).json()
         assert {(c["campaign_id"], c["status"]) for c in campaigns} == {(1, "closed"), (2, "active")}
     finally:
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop)
         output, _ = process.communicate(timeout=30)
     assert process.returncode == 0, output
     assert "indexer and batcher following" in output and "stopping the API" in output
+    assert (tmp_path / "anvil" / "state.json").exists()
+    devnet = re.search(r"devnet running at (http://127\.0\.0\.1:\d+)", output)
+    assert devnet is not None, output
+    with pytest.raises(httpx.TransportError):  # the devnet is down with it
+        httpx.post(devnet[1], json={"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber"}, timeout=2)
