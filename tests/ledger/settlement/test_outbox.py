@@ -167,6 +167,20 @@ class TestAcceptEngagements:
         ]
         assert len(stored(session)) == 3
 
+    def test_stored_refs_among_new_ones_take_no_id_and_leave_no_row_behind(self, session: Session):
+        """The first plan takes every engagement for new; the stored ones make the insert skip rows, which sends
+        it back to its savepoint and plans again with them looked up: the new ones get the next dense ids."""
+        accept(session, [engagement(0), engagement(1)])
+        results = accept(session, [engagement(5), engagement(1), engagement(6, occurred_at=NOW - 5), engagement(0)])
+        assert [(r.outcome, r.event_id) for r in results] == [
+            (IntakeOutcome.ACCEPTED, 2),
+            (IntakeOutcome.REPLAY, 1),
+            (IntakeOutcome.ACCEPTED, 3),
+            (IntakeOutcome.REPLAY, 0),
+        ]
+        assert [row.event_id for row in stored(session)] == [0, 1, 2, 3]
+        assert session.scalar(select(OutboxCounter.next_event_id)) == 4
+
     def test_a_known_ref_with_other_content_is_a_conflict_naming_the_stored_event_id(self, session: Session):
         accept(session, [engagement(0), engagement(1)])
         before = stored(session)
@@ -307,13 +321,13 @@ class TestAcceptEngagements:
     def test_a_ref_a_concurrent_writer_stored_first_becomes_a_replay_and_ids_stay_dense(
         self, session: Session, monkeypatch: pytest.MonkeyPatch
     ):
-        """As if another writer inserted ref-1 between the lookup and the insert (only possible outside the counter
+        """As if another writer inserted ref-1 between the plan and the insert (only possible outside the counter
         lock, so simulated): the insert skips it, is rolled back and planned again."""
         plan = outbox._plan
         raced: list[bool] = []
 
-        def racing_plan(*args: Any) -> Any:
-            planned, rows = plan(*args)
+        def racing_plan(*args: Any, **kwargs: Any) -> Any:
+            planned, rows = plan(*args, **kwargs)
             if not raced:
                 raced.append(True)
                 args[0].execute(insert(OutboxEngagement), [rows[1] | {"event_id": 500}])
