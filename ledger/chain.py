@@ -598,18 +598,22 @@ def eth_tester_web3(mnemonic: str) -> Web3:
 
 
 def _resume_clock(chain: Chain) -> None:
-    """Keep time monotonic across an anvil restart from --state.
+    """Keep a devnet restarted from --state on time.
 
     anvil restores the blocks but not its clock offset: if the saved chain had moved ahead of the wall clock
     (evm_increaseTime), new blocks would be stamped earlier than the last saved one, and a campaign dated from
     the latest block would not have started yet. Moving the clock past the saved head fixes that, by two seconds:
     with one, a block mined right after a restart once carried the saved head's very timestamp (anvil's clock
     and this process's need not turn over the second together), and a head stamped this very second can be tied
-    the same way.
+    the same way. Then one empty block: the saved head is as old as the devnet's downtime, and whatever takes the
+    latest block's time for "now" (the demo's campaign dates) would date things in the past.
     """
+    if chain.w3.eth.block_number == 0:
+        return  # a new chain: nothing saved to resume
     ahead = chain.latest_timestamp() - int(time.time())
     if ahead >= 0:
         chain.rpc("evm_increaseTime", [ahead + 2])
+    chain.mine()
 
 
 @contextlib.contextmanager
