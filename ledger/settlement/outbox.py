@@ -299,40 +299,38 @@ def _validate(item: EngagementIn, now: int) -> _Valid | IntakeResult:
     """The engagement in canonical form, or the invalid result naming its first problem; the campaign's dates are
     checked next, by ``_within_campaign``."""
     ref = item.attester_ref
-
-    def invalid(code: IntakeProblem, message: str) -> IntakeResult:
-        return IntakeResult(IntakeOutcome.INVALID, ref, code=code, message=message)
-
     if not isinstance(ref, str) or not 0 < len(ref) <= ATTESTER_REF_MAX or not ref.isprintable():
-        return invalid(
+        return _invalid(
+            ref,
             IntakeProblem.INVALID_ATTESTER_REF,
             f"attester_ref {ref!r} must be 1 to {ATTESTER_REF_MAX} printable characters",
         )
     try:
         consumer = normalize_address(item.consumer)
     except ValueError as exc:
-        return invalid(IntakeProblem.INVALID_ADDRESS, f"consumer: {exc}")
+        return _invalid(ref, IntakeProblem.INVALID_ADDRESS, f"consumer: {exc}")
     if consumer == _ZERO_ADDRESS:
-        return invalid(IntakeProblem.ZERO_ADDRESS, "the consumer cannot be the zero address")
+        return _invalid(ref, IntakeProblem.ZERO_ADDRESS, "the consumer cannot be the zero address")
     try:
         if isinstance(item.action, bool) or not isinstance(item.action, int):
             raise ValueError
         action = Action(item.action)
     except ValueError:
         valid = ", ".join(f"{a.value} ({a.name.lower()})" for a in Action)
-        return invalid(IntakeProblem.INVALID_ACTION, f"action {item.action!r} is not one of {valid}")
+        return _invalid(ref, IntakeProblem.INVALID_ACTION, f"action {item.action!r} is not one of {valid}")
     when = item.occurred_at
     if isinstance(when, bool) or not isinstance(when, int) or not 0 <= when <= MAX_TIME:
-        return invalid(IntakeProblem.INVALID_TIME, f"occurred_at {when!r} is not unix seconds in [0, 2**40 - 1]")
+        return _invalid(ref, IntakeProblem.INVALID_TIME, f"occurred_at {when!r} is not unix seconds in [0, 2**40 - 1]")
     if when > now + CLOCK_SKEW_SECONDS:
-        return invalid(
+        return _invalid(
+            ref,
             IntakeProblem.TIME_IN_FUTURE,
             f"occurred_at {when} is {when - now} s in the future (at most {CLOCK_SKEW_SECONDS} s of clock skew)",
         )
     try:
         evidence = normalize_bytes32(item.evidence_hash)
     except ValueError as exc:
-        return invalid(IntakeProblem.INVALID_EVIDENCE_HASH, f"evidence_hash: {exc}")
+        return _invalid(ref, IntakeProblem.INVALID_EVIDENCE_HASH, f"evidence_hash: {exc}")
     return _Valid(ref, consumer, action, when, evidence)
 
 
@@ -341,11 +339,16 @@ def _within_campaign(item: _Valid, campaign: _Campaign) -> _Valid | IntakeResult
     when = item.occurred_at
     if when < campaign.starts_at:
         message = f"occurred_at {when} is before the campaign starts ({campaign.starts_at})"
-        return IntakeResult(IntakeOutcome.INVALID, item.ref, code=IntakeProblem.BEFORE_CAMPAIGN_START, message=message)
+        return _invalid(item.ref, IntakeProblem.BEFORE_CAMPAIGN_START, message)
     if when > campaign.ends_at:
         message = f"occurred_at {when} is after the campaign ends ({campaign.ends_at})"
-        return IntakeResult(IntakeOutcome.INVALID, item.ref, code=IntakeProblem.AFTER_CAMPAIGN_END, message=message)
+        return _invalid(item.ref, IntakeProblem.AFTER_CAMPAIGN_END, message)
     return item
+
+
+def _invalid(ref: Any, code: IntakeProblem, message: str) -> IntakeResult:
+    """The result of an engagement refused before it was stored."""
+    return IntakeResult(IntakeOutcome.INVALID, ref, code=code, message=message)
 
 
 def _lock_counter(session: Session, campaign: _Campaign) -> int:
