@@ -125,7 +125,8 @@ def _hex(value: Any) -> str:
     return value.hex() if isinstance(value, bytes) else str(value)[2:].lower()
 
 
-def _int(value: Any) -> int:
+def quantity(value: Any) -> int:
+    """A JSON-RPC quantity as an int: 0x-hex as the node sends it, or an int as web3 gives it."""
     return value if isinstance(value, int) else int(str(value), 16)
 
 
@@ -155,11 +156,11 @@ def decode_log(raw: Mapping[str, Any], contracts: Mapping[str, str]) -> DecodedL
         for i, (name, kind) in enumerate(layout.data):
             fields[name] = _word(kind, data[i * WORD : (i + 1) * WORD])
     position = LogPosition(
-        block_number=_int(raw["blockNumber"]),
+        block_number=quantity(raw["blockNumber"]),
         block_hash="0x" + _hex(raw["blockHash"]),
         tx_hash="0x" + _hex(raw["transactionHash"]),
-        tx_index=_int(raw["transactionIndex"]),
-        log_index=_int(raw["logIndex"]),
+        tx_index=quantity(raw["transactionIndex"]),
+        log_index=quantity(raw["logIndex"]),
     )
     return DecodedLog(layout.name, contract, fields, position)
 

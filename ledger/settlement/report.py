@@ -10,7 +10,7 @@ from enum import Enum
 from typing import Any, cast
 
 from ledger.errors import LedgerError
-from ledger.indexer.decode import decode_log
+from ledger.indexer.decode import decode_log, quantity
 from ledger.model import RejectReason
 
 
@@ -107,10 +107,6 @@ class Mined:
     @classmethod
     def of(cls, receipt: Mapping[str, Any]) -> Mined:
         """From a receipt as web3 returns it (ints) or as JSON-RPC sends it (0x-hex quantities)."""
-
-        def quantity(value: Any) -> int:
-            return int(value, 16) if isinstance(value, str) else int(value)
-
         return cls(
             quantity(receipt["status"]),
             quantity(receipt["blockNumber"]),
